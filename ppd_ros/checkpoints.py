@@ -39,8 +39,10 @@ CHECKPOINT_LAYOUTS: dict[str, CheckpointLayout] = {
     # ppd.pth / ppd_moge.pth: dit.* only; stray sem_encoder.* (older training dumps) are tolerated.
     "ppd_dit": CheckpointLayout("PPD DiT (ppd.pth)", prefix="dit.", ignored_prefixes=("sem_encoder.",)),
     # depth_anything_v2_vitl.pth: PPD uses the ViT only; the DPT depth head is never built.
-    "da2_vit": CheckpointLayout("Depth-Anything-V2 ViT (depth_anything_v2_vitl.pth)", prefix="",
-                                ignored_prefixes=("depth_head.",)),
+    # depth_anything_v2_vitl.pth: PPD uses the ViT only; the DPT depth head is never built. A whole
+    # PixelPerfectDepth state dict (sem_encoder.pretrained.* + dit.*) is accepted as well.
+    "da2_vit": CheckpointLayout("Depth-Anything-V2 ViT (depth_anything_v2_vitl.pth)", prefix="sem_encoder.",
+                                ignored_prefixes=("depth_head.", "dit.")),
 }
 
 
