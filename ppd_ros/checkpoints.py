@@ -157,3 +157,10 @@ def load_model(build: Callable[[], M], path: str | os.PathLike, layout: str | Ch
     lay = CHECKPOINT_LAYOUTS[layout] if isinstance(layout, str) else layout
     state = select_keys(read_state_dict(path, lay.wrapped_in), lay)
     return load_into(build, state, f"{path} (expected {lay.name})", dtype)
+
+
+# pi3.safetensors (= π3's model.safetensors, loaded strictly): PPVD runs encoder.*, decoder.*,
+# register_token and the image_mean/std buffers only; the 3-D heads below are never used for semantics.
+CHECKPOINT_LAYOUTS["pi3"] = CheckpointLayout(
+    "π3 (pi3.safetensors)", ignored_prefixes=("point_decoder.", "point_head.", "conf_decoder.", "conf_head.",
+                                              "camera_decoder.", "camera_head."))

@@ -19,10 +19,10 @@ def build_parser() -> argparse.ArgumentParser:
     for name in SUBCOMMANDS:
         try:
             mod = importlib.import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name and exc.name.startswith(f"{__name__}.{name}"):
-                continue  # subcommand module not part of this install
-            raise
+        except ModuleNotFoundError:
+            # the subcommand's module or one of its optional dependencies (e.g. rclpy on a
+            # machine without ROS) is absent: the other subcommands still work
+            continue
         mod.add_parser(sub)
     return ap
 

@@ -106,11 +106,19 @@ def compare_fx(fx: Fixture, name: str, got: torch.Tensor, key: str | None = None
     return compare(name, got, fx.outputs[key or name], atol, rtol)
 
 
-def discover_handlers() -> None:
-    """Import every module of this package so their ``@handles`` run."""
+IMPORT_ERRORS: dict[str, str] = {}
+
+
+def discover_handlers() -> dict[str, str]:
+    """Import every module of this package so their ``@handles`` run; returns {module: error}."""
     for mod in pkgutil.iter_modules(__path__):
-        if not mod.name.startswith("_"):
+        if mod.name.startswith("_"):
+            continue
+        try:
             importlib.import_module(f"{__name__}.{mod.name}")
+        except Exception as exc:  # noqa: BLE001 - one broken family must not hide the others
+            IMPORT_ERRORS[mod.name] = f"{type(exc).__name__}: {exc}"
+    return IMPORT_ERRORS
 
 
 def find_fixtures(roots: Iterable[str | Path]) -> Iterator[Path]:
@@ -130,8 +138,12 @@ def run_fixture(path: Path) -> list[Check]:
         return [Check("meta.json", float("inf"), "-", False, f"unreadable: {exc}")]
     handler = HANDLERS.get(fx.kind)
     if handler is None:
-        return [Check("kind", float("inf"), "-", False, f"unknown fixture kind {fx.kind!r}")]
+        why = f"unknown fixture kind {fx.kind!r}"
+        if IMPORT_ERRORS:
+            why += f" (handler modules that failed to import: {IMPORT_ERRORS})"
+        return [Check("kind", float("inf"), "-", False, why)]
     try:
-        return list(handler(fx))
+        with torch.inference_mode():
+            return list(handler(fx))
     except Exception as exc:  # noqa: BLE001 - a broken fixture run is reported, not raised
         return [Check("run", float("inf"), "-", False, f"{type(exc).__name__}: {exc}")]

@@ -1,0 +1,109 @@
+"""Per-camera counters (every input is published or dropped by reason) and a per-class log throttle."""
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable
+
+
+@dataclass
+class StatsSnapshot:
+    """A consistent copy of one camera's counters."""
+
+    received: int
+    published: int
+    dropped: dict[str, int]
+    in_flight: int
+    input_rate_hz: float
+    output_rate_hz: float
+    last_stamp_age_s: float  # node clock - stamp of the last published frame (NaN before the first)
+    warnings: dict[str, int]
+
+    @property
+    def dropped_total(self) -> int:
+        return sum(self.dropped.values())
+
+
+@dataclass
+class StreamStats:
+    """Thread-safe counters of one camera; rates over a sliding window of recent events."""
+
+    window_s: float = 5.0
+    received: int = 0
+    published: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)
+    warnings: dict[str, int] = field(default_factory=dict)
+    last_stamp_age_s: float = float("nan")
+    _in_times: deque = field(default_factory=lambda: deque(maxlen=512))
+    _out_times: deque = field(default_factory=lambda: deque(maxlen=512))
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def on_received(self) -> None:
+        with self._lock:
+            self.received += 1
+            self._in_times.append(time.monotonic())
+
+    def on_published(self, stamp_age_s: float) -> None:
+        with self._lock:
+            self.published += 1
+            self.last_stamp_age_s = stamp_age_s
+            self._out_times.append(time.monotonic())
+
+    def on_dropped(self, reason: str, n: int = 1) -> None:
+        with self._lock:
+            self.dropped[reason] = self.dropped.get(reason, 0) + n
+
+    def on_warning(self, kind: str) -> None:
+        """A frame that still got published but with a caveat (e.g. mismatched camera_info)."""
+        with self._lock:
+            self.warnings[kind] = self.warnings.get(kind, 0) + 1
+
+    def _rate(self, times: deque, now: float) -> float:
+        recent = [t for t in times if now - t <= self.window_s]
+        if len(recent) < 2:
+            return 0.0
+        return (len(recent) - 1) / max(recent[-1] - recent[0], 1e-6)
+
+    def snapshot(self) -> StatsSnapshot:
+        now = time.monotonic()
+        with self._lock:
+            done = self.published + sum(self.dropped.values())
+            return StatsSnapshot(self.received, self.published, dict(self.dropped), self.received - done,
+                                 self._rate(self._in_times, now), self._rate(self._out_times, now),
+                                 self.last_stamp_age_s, dict(self.warnings))
+
+
+class ThrottledLog:
+    """Log each class of problem at most once per ``period`` seconds; count what was suppressed."""
+
+    def __init__(self, emit: Callable[[str, str], None], period: float) -> None:
+        self._emit = emit  # (level, text) -> None; level is 'warn' or 'error'
+        self._period = period
+        self._last: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+        self._once: set[str] = set()
+        self._lock = threading.Lock()
+
+    def __call__(self, key: str, text: str, level: str = "warn") -> bool:
+        """Log ``text`` under class ``key`` unless logged within the period; True if emitted."""
+        now = time.monotonic()
+        with self._lock:
+            last = self._last.get(key)
+            if last is not None and now - last < self._period:
+                self._suppressed[key] = self._suppressed.get(key, 0) + 1
+                return False
+            self._last[key] = now
+            n = self._suppressed.pop(key, 0)
+        self._emit(level, f"[{key}] {text}" + (f" ({n} more suppressed)" if n else ""))
+        return True
+
+    def once(self, key: str, text: str, level: str = "warn") -> bool:
+        """Log ``text`` the first time ``key`` is seen, never again."""
+        with self._lock:
+            if key in self._once:
+                return False
+            self._once.add(key)
+        self._emit(level, text)
+        return True

@@ -1,0 +1,208 @@
+"""One inference thread per process serving several cameras with one model in memory.
+
+Callbacks hand converted frames to ``InferenceWorker.submit`` (one-slot latest-frame mailbox per
+camera; a replaced frame is counted as dropped 'superseded'). The thread takes frames round-robin
+across cameras, drops stale ones and frames nobody would see, runs the pipeline and the optional
+metric stage with the camera's own stream state, and hands every result to ``publish``. Every
+submitted frame ends up published or counted as dropped by reason.
+"""
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from ..errors import InputError, PPDError
+from .factory import Models
+from .frame_mailbox import FrameMailbox
+from .stream_stats import StreamStats, ThrottledLog
+
+
+@dataclass
+class Frame:
+    """One converted input frame on its way to inference (also the pipeline's opaque stamp)."""
+
+    camera: int
+    rgb: np.ndarray  # (H, W, 3) uint8 RGB
+    header: Any  # std_msgs/Header of the input image, published unchanged
+    stamp_ns: int
+    intrinsics: Any | None = None  # CameraIntrinsics at the image size, None when uncalibrated
+    camera_info: Any | None = None  # the paired CameraInfo message (binning/ROI kept for the output)
+    received_ns: int = 0  # node clock at arrival
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Output:
+    """A finished frame: the pipeline's DepthResult and, when available, the MetricResult."""
+
+    frame: Frame
+    result: Any  # DepthResult
+    metric: Any | None  # MetricResult or None (relative only)
+    stream_index: int
+    timings_ms: dict[str, float]
+
+
+@dataclass
+class CameraStream:
+    """Per-camera state: mailbox, pipeline and metric stream state, counters."""
+
+    name: str
+    mailbox: FrameMailbox
+    stats: StreamStats = field(default_factory=StreamStats)
+    state: Any = None
+    metric_state: Any = None
+    pending: int = 0  # frames pushed into a video pipeline whose results are not out yet
+    produced: int = 0
+
+
+class InferenceWorker:
+    """The inference thread: ``start()``, ``submit(camera, frame)``, ``stop()``."""
+
+    def __init__(self, models: Models, cameras: list[str], publish: Callable[[Output], None],
+                 wanted: Callable[[int], bool], now_ns: Callable[[], int], max_age_s: float,
+                 log: ThrottledLog, seed: int = 0) -> None:
+        self.models = models
+        self.streams = [CameraStream(name, FrameMailbox()) for name in cameras]
+        self._publish, self._wanted, self._now_ns = publish, wanted, now_ns
+        self._max_age_ns = int(max_age_s * 1e9)
+        self._log = log
+        self._seed = seed
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._reset_states()
+
+    # --- control ---------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="ppd_inference", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 30.0, flush: bool = True) -> None:
+        """Finish the frame in progress, count what is left in the mailboxes, end the stream states."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        for cam in self.streams:
+            left = cam.mailbox.get(timeout=0)
+            if left is not None:
+                cam.stats.on_dropped("shutdown")
+            self._flush(cam, publish=flush)
+        self._reset_states()
+
+    def submit(self, camera: int, frame: Frame) -> None:
+        """Hand over the newest frame (callback side; never blocks)."""
+        cam = self.streams[camera]
+        cam.stats.on_received()
+        if cam.mailbox.put(frame) is not None:
+            cam.stats.on_dropped("superseded")
+        self._wake.set()
+
+    def drop(self, camera: int, reason: str) -> None:
+        """Count a frame the callback rejected before it reached the mailbox."""
+        cam = self.streams[camera]
+        cam.stats.on_received()
+        cam.stats.on_dropped(reason)
+
+    # --- thread ----------------------------------------------------------------------------
+    def _reset_states(self) -> None:
+        for i, cam in enumerate(self.streams):
+            pipe, metric = self.models.pipeline, self.models.metric
+            cam.state = pipe.new_stream(self._seed + i) if pipe is not None else None
+            cam.metric_state = metric.new_state(self._seed + i) if metric is not None else None
+            cam.pending = 0
+
+    def _run(self) -> None:
+        next_cam = 0
+        while not self._stop.is_set():
+            self._wake.wait(0.1)
+            self._wake.clear()
+            n = len(self.streams)
+            for k in range(n):  # round-robin: no camera starves another
+                if self._stop.is_set():
+                    break
+                cam_i = (next_cam + k) % n
+                frame = self.streams[cam_i].mailbox.get(timeout=0)
+                if frame is not None:
+                    self._process(self.streams[cam_i], frame)
+                    next_cam = (cam_i + 1) % n
+                    self._wake.set()  # look again: other cameras may have frames waiting
+
+    def _process(self, cam: CameraStream, frame: Frame) -> None:
+        age_ns = self._now_ns() - frame.stamp_ns
+        if self._max_age_ns and age_ns > self._max_age_ns:
+            cam.stats.on_dropped("stale")
+            self._log(f"stale:{cam.name}", f"camera '{cam.name}': frame stamped {age_ns / 1e9:.2f} s ago is "
+                      f"older than max_frame_age; dropped")
+            return
+        if not self._wanted(frame.camera):
+            cam.stats.on_dropped("no_subscribers")
+            return
+        try:
+            t0 = time.perf_counter()
+            results = self.models.pipeline.push(cam.state, frame.rgb, stamp=frame)
+            frame.timings_ms["pipeline"] = (time.perf_counter() - t0) * 1e3
+            cam.pending += 1
+        except InputError as exc:
+            cam.stats.on_dropped("bad_input")
+            self._log("bad_input", f"camera '{cam.name}': {exc}")
+            return
+        except Exception as exc:  # a failing model must not kill the thread: count, log, reset the stream
+            self._on_pipeline_error(cam, exc)
+            return
+        self._emit(cam, results)
+
+    def _emit(self, cam: CameraStream, results: list, publish: bool = True) -> None:
+        for res in results:
+            frame: Frame = res.stamp
+            cam.pending -= 1
+            if not publish:
+                cam.stats.on_dropped("shutdown")
+                continue
+            try:
+                t0 = time.perf_counter()
+                metric = None
+                if self.models.metric is not None:
+                    metric = self.models.metric(cam.metric_state, res, frame.rgb, frame.intrinsics)
+                timings = {**frame.timings_ms, **res.timings_ms}
+                if metric is not None:
+                    timings["metric"] = (time.perf_counter() - t0) * 1e3
+                self._publish(Output(frame, res, metric, cam.produced, timings))
+            except InputError as exc:
+                cam.stats.on_dropped("bad_input")
+                self._log("bad_input", f"camera '{cam.name}': {exc}")
+                continue
+            except Exception as exc:
+                cam.stats.on_dropped("output_error")
+                self._log("output_error", f"camera '{cam.name}': {type(exc).__name__}: {exc}", "error")
+                continue
+            cam.produced += 1
+            cam.stats.on_published((self._now_ns() - frame.stamp_ns) / 1e9)
+
+    def _flush(self, cam: CameraStream, publish: bool) -> None:
+        if cam.state is None:
+            return
+        try:
+            self._emit(cam, self.models.pipeline.flush(cam.state), publish)
+        except Exception as exc:
+            self._on_pipeline_error(cam, exc, current=0)
+        if cam.pending > 0:  # frames a failing or ended stream never returned
+            cam.stats.on_dropped("stream_reset", cam.pending)
+            cam.pending = 0
+
+    def _on_pipeline_error(self, cam: CameraStream, exc: Exception, current: int = 1) -> None:
+        reason = "inference_error"
+        cam.stats.on_dropped(reason, cam.pending + current)
+        cam.pending = 0
+        detail = "" if isinstance(exc, PPDError) else "\n" + traceback.format_exc(limit=3)
+        self._log(reason, f"camera '{cam.name}': {type(exc).__name__}: {exc}{detail}", "error")
+        idx = self.streams.index(cam)
+        cam.state = self.models.pipeline.new_stream(self._seed + idx)
