@@ -164,3 +164,8 @@ def load_model(build: Callable[[], M], path: str | os.PathLike, layout: str | Ch
 CHECKPOINT_LAYOUTS["pi3"] = CheckpointLayout(
     "π3 (pi3.safetensors)", ignored_prefixes=("point_decoder.", "point_head.", "conf_decoder.", "conf_head.",
                                               "camera_decoder.", "camera_head."))
+
+# ppvd.pth holds a whole PixelPerfectVideoDepth state dict: dit_video.* is the DiT (loaded strictly);
+# sem_encoder.* (if present) is π3 and is routed to the π3 loader by pipelines/video.py.
+CHECKPOINT_LAYOUTS["ppvd_dit_video"] = CheckpointLayout("PPVD DiT_Video (ppvd.pth)", prefix="dit_video.",
+                                                        ignored_prefixes=("sem_encoder.",))

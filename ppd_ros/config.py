@@ -284,3 +284,148 @@ class VideoConfig:
 
 register("ppvd_dit_video", lambda: DiTVideoConfig())
 register("ppvd_video", lambda: VideoConfig())
+
+
+# --- MoGe-2 (metric scale, intrinsics, and PPD's second semantic encoder) --------------------
+Resampler = Literal["conv_transpose", "bilinear", "nearest"]
+
+
+@dataclass(frozen=True)
+class ConvStackConfig:
+    """One MoGe ConvStack (neck or head): per-level 1x1 input conv, residual blocks, 2x resamplers.
+
+    Lists run over levels (coarse to fine); ``None`` in ``dim_in``/``dim_out`` means no conv there.
+    """
+
+    dim_in: tuple[int | None, ...]
+    dim_res_blocks: tuple[int, ...]
+    num_res_blocks: tuple[int, ...]
+    dim_out: tuple[int | None, ...] | None
+    resamplers: tuple[Resampler, ...]
+    res_block_in_norm: Literal["none"] = "none"
+    res_block_hidden_norm: Literal["none"] = "none"
+    dim_times_res_block_hidden: int = 1
+    activation: Literal["relu"] = "relu"
+
+    def __post_init__(self) -> None:
+        n = len(self.dim_res_blocks)
+        lists = {"dim_in": self.dim_in, "num_res_blocks": self.num_res_blocks, "dim_out": self.dim_out}
+        for name, val in lists.items():
+            if val is not None and len(val) != n:
+                raise ConfigError(f"ConvStack {name} has {len(val)} levels, dim_res_blocks has {n}")
+        if len(self.resamplers) != n - 1:
+            raise ConfigError(f"ConvStack needs {n - 1} resamplers between {n} levels, got {len(self.resamplers)}")
+        bad = [r for r in self.resamplers if r not in ("conv_transpose", "bilinear", "nearest")]
+        if bad:
+            raise ConfigError(f"unsupported ConvStack resampler(s) {bad}")
+        # why only "none": the released MoGe-2 checkpoints use no norm layers; others would add keys
+        if self.res_block_in_norm != "none" or self.res_block_hidden_norm != "none":
+            raise ConfigError("only res_block norms 'none' are supported (the released MoGe-2 config)")
+        if self.activation != "relu":
+            raise ConfigError(f"only the 'relu' ConvStack activation is supported, got {self.activation!r}")
+
+    @property
+    def levels(self) -> int:
+        return len(self.dim_res_blocks)
+
+
+@dataclass(frozen=True)
+class MoGe2Config:
+    """MoGe-2 ``MoGeModel(**model_config)`` with its DINOv2 backbone spelled out."""
+
+    vit: ViTConfig
+    intermediate_layers: tuple[int, ...]
+    dim_out: int  # width of the per-layer 1x1 projections (= semantics width)
+    neck: ConvStackConfig
+    points_head: ConvStackConfig
+    mask_head: ConvStackConfig
+    normal_head: ConvStackConfig | None
+    scale_head: tuple[int, ...]
+    remap_output: Literal["linear", "sinh", "exp", "sinh_exp"] = "exp"
+    num_tokens_range: tuple[int, int] = (1200, 3600)
+
+    def __post_init__(self) -> None:
+        if not self.intermediate_layers or max(self.intermediate_layers) >= self.vit.depth:
+            raise ConfigError(f"intermediate_layers {self.intermediate_layers} outside a {self.vit.depth}-block ViT")
+        if self.neck.dim_in[0] != self.dim_out + 2:
+            raise ConfigError(f"neck.dim_in[0] must be dim_out + 2 (features + uv), got {self.neck.dim_in[0]}")
+        if self.scale_head[0] != self.vit.embed_dim or self.scale_head[-1] != 1:
+            raise ConfigError(f"scale_head dims {self.scale_head} must run from the ViT width to 1")
+        if self.remap_output not in ("linear", "sinh", "exp", "sinh_exp"):
+            raise ConfigError(f"unknown remap_output {self.remap_output!r}")
+        lo, hi = self.num_tokens_range
+        if not 0 < lo <= hi:
+            raise ConfigError(f"num_tokens_range {self.num_tokens_range} must satisfy 0 < min <= max")
+
+
+# dinov2_vit*14 factory keywords (DINOv2 hub): the backbones a MoGe-2 model_config may name.
+DINOV2_BACKBONES: dict[str, dict[str, Any]] = {
+    name: dict(img_size=518, patch_size=14, embed_dim=d, depth=depth, num_heads=h, mlp_ratio=4,
+               init_values=1.0, ffn_layer="mlp", block_chunks=0, num_register_tokens=0,
+               interpolate_antialias=False, interpolate_offset=0.1)
+    for name, (d, depth, h) in {"dinov2_vits14": (384, 12, 6), "dinov2_vitb14": (768, 12, 12),
+                                "dinov2_vitl14": (1024, 24, 16)}.items()}
+
+
+def _conv_stack(d: dict[str, Any]) -> ConvStackConfig:
+    kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()}
+    n = len(kw.get("dim_res_blocks", ()))
+    if isinstance(kw.get("num_res_blocks"), int):  # MoGe allows one count for every level
+        kw["num_res_blocks"] = (kw["num_res_blocks"],) * n
+    if isinstance(kw.get("resamplers"), str):
+        kw["resamplers"] = (kw["resamplers"],) * (n - 1)
+    return from_kwargs(ConvStackConfig, kw)
+
+
+def moge2_config_from_official(model_config: dict[str, Any],
+                               backbone_kwargs: dict[str, Any] | None = None) -> MoGe2Config:
+    """MoGe2Config from a ``model.pt`` ``model_config`` dict (+ backbone keywords for unknown names)."""
+    mc = dict(model_config)
+    enc = dict(mc.pop("encoder"))
+    name = enc.pop("backbone")
+    vit_kw = backbone_kwargs if backbone_kwargs is not None else DINOV2_BACKBONES.get(name)
+    if vit_kw is None:
+        raise ConfigError(f"unknown MoGe-2 backbone {name!r}; known: {', '.join(DINOV2_BACKBONES)}")
+    vit = vit_config_from_official(vit_kw)
+    layers = enc.pop("intermediate_layers")
+    if isinstance(layers, int):  # "the last n blocks"
+        layers = list(range(vit.depth - layers, vit.depth))
+    dim_out = enc.pop("dim_out")
+    if enc:
+        raise ConfigError(f"unsupported MoGe-2 encoder options {sorted(enc)}")
+    heads = {k: _conv_stack(mc.pop(k)) if mc.get(k) is not None else None
+             for k in ("neck", "points_head", "mask_head", "normal_head")}
+    for k in ("neck", "points_head", "mask_head"):
+        if heads[k] is None:
+            raise ConfigError(f"MoGe-2 model_config has no {k!r}; the metric pipeline needs it")
+    scale = mc.pop("scale_head", None)
+    if not scale:
+        raise ConfigError("MoGe-2 model_config has no 'scale_head' (a MoGe-1 model has no metric scale)")
+    kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in mc.items()}
+    return from_kwargs(MoGe2Config, kw, vit=vit, intermediate_layers=tuple(layers), dim_out=dim_out,
+                       scale_head=tuple(scale["dims"]), **heads)
+
+
+def _moge2_dict(width: int, dim_out: int, levels: tuple[int, ...], layers: list[int], backbone: str,
+                scale_dims: list[int]) -> dict[str, Any]:
+    """A release-shaped model_config (res-block counts, norms, resamplers as moge-2-vitl-normal)."""
+    rs = ["conv_transpose", "conv_transpose", "conv_transpose", "bilinear"]
+    head = lambda out: dict(dim_in=list(levels), dim_out=[None] * 4 + [out], dim_res_blocks=list(levels),  # noqa: E731
+                            num_res_blocks=[0, 1, 1, 1, 0], res_block_in_norm="none",
+                            res_block_hidden_norm="none", resamplers=rs)
+    return dict(encoder=dict(backbone=backbone, intermediate_layers=layers, dim_out=dim_out),
+                neck=dict(dim_in=[dim_out + 2, 2, 2, 2, 2], dim_out=None, dim_res_blocks=list(levels),
+                          num_res_blocks=[0, 2, 2, 2, 0], res_block_in_norm="none", res_block_hidden_norm="none",
+                          resamplers=rs),
+                points_head=head(3), normal_head=head(3), mask_head=head(1), scale_head=dict(dims=scale_dims),
+                remap_output="exp", num_tokens_range=[1200, 3600])
+
+
+MOGE2_VITL_NORMAL = _moge2_dict(1024, 1024, (1024, 256, 128, 64, 32), [5, 11, 17, 23], "dinov2_vitl14",
+                                [1024, 1024, 1024, 1])
+# The reduced model of shared/fixtures/moge2/{forward,infer}/meta.json.
+FIXTURE_MOGE2_TINY_BACKBONE = dict(DINOV2_BACKBONES["dinov2_vits14"], embed_dim=64, depth=6, num_heads=4)
+FIXTURE_MOGE2_TINY = _moge2_dict(64, 32, (32, 16, 16, 8, 8), [1, 3, 4, 5], "dinov2_fixture_tiny14", [64, 32, 32, 1])
+
+register("moge2_vitl_normal", lambda: moge2_config_from_official(MOGE2_VITL_NORMAL))
+register("fixture_moge2_tiny", lambda: moge2_config_from_official(FIXTURE_MOGE2_TINY, FIXTURE_MOGE2_TINY_BACKBONE))

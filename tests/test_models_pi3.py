@@ -48,6 +48,11 @@ def test_full_size_matches_manifest_minus_declared_heads():
     assert (len(ours), n) == (meta["needed_for_semantics"]["tensors"], meta["needed_for_semantics"]["numel"])
     assert "encoder.mask_token" not in ours
     assert {"image_mean", "image_std"} <= set(ours)  # persistent buffers: they are in the file
+    with torch.device("meta"):  # shapes of the official 512x512 call, without any compute
+        assert model.forward_semantics(torch.empty(2, 3, 512, 512)).shape == (2, 1024, 2048)
+        _, kv = model.forward_semantics_with_cache(torch.empty(1, 3, 512, 512))
+    assert kv.keys.shape == (18, 16, 1, 1029, 64)
+    print(f"cached global K/V per reference frame: {kv.nbytes // 2 / 2**20:.1f} MiB in bf16")
 
 
 def test_declared_ignored_groups_equal_manifest_unused_groups():

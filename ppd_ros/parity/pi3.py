@@ -40,9 +40,10 @@ def pi3_semantics_fixture(fx: Fixture) -> Iterable[Check]:
             f"inter.pos_embed_{name}": model.encoder.interpolate_pos_encoding(*grid, torch.float32)}
         # Every inter.dec<i>_<set> the fixture stores, whatever the depth: hook exactly those blocks.
         wanted = [int(m.group(1)) for k in fx.outputs if (m := re.fullmatch(rf"inter\.dec(\d+)_{name}", k))]
-        hooks = [model.decoder[i].register_forward_hook(
-            lambda mod, a, out, i=i: inter.__setitem__(f"inter.dec{i}_{name}", out.reshape(n, t, -1)[:, :regs + keep]))
-            for i in wanted if i < len(model.decoder)]
+        def tap(i: int):  # global blocks run on (1, N*T, D): view back per frame, keep the stored slice
+            return lambda mod, a, out: inter.__setitem__(f"inter.dec{i}_{name}", out.reshape(n, t, -1)[:, :regs + keep])
+
+        hooks = [model.decoder[i].register_forward_hook(tap(i)) for i in wanted if i < len(model.decoder)]
         hooks.append(model.encoder.norm.register_forward_hook(  # final norm = x_norm_* tokens
             lambda mod, a, out: inter.__setitem__(
                 f"inter.enc_patch_{name}", out[:, model.encoder.num_prefix_tokens:][:, :keep])))
