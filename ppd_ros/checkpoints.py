@@ -169,3 +169,7 @@ CHECKPOINT_LAYOUTS["pi3"] = CheckpointLayout(
 # sem_encoder.* (if present) is π3 and is routed to the π3 loader by pipelines/video.py.
 CHECKPOINT_LAYOUTS["ppvd_dit_video"] = CheckpointLayout("PPVD DiT_Video (ppvd.pth)", prefix="dit_video.",
                                                         ignored_prefixes=("sem_encoder.",))
+
+# MoGe-2 model.pt = {'model': state dict, 'model_config': constructor dict}; every key is used
+# (the unused encoder.backbone.mask_token is built too, so the match stays exact).
+CHECKPOINT_LAYOUTS["moge2"] = CheckpointLayout("MoGe-2 (model.pt)", wrapped_in="model")

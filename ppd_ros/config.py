@@ -244,7 +244,7 @@ def reduced_dit_video(hidden_size: int, depth: int, num_heads: int, semantics_di
     """A reduced DiT_Video whose thresholds scale with depth like the official 18/24 and 21/24."""
     return DiTVideoConfig(hidden_size=hidden_size, depth=depth, num_heads=num_heads, semantics_dim=semantics_dim,
                           input_size=input_size, rgtp_from=kw.pop("rgtp_from", depth * 3 // 4),
-                          temporal_from=kw.pop("temporal_from", depth - 3), **kw)
+                          temporal_from=kw.pop("temporal_from", max(depth - 3, depth // 2)), **kw)
 
 
 @dataclass(frozen=True)
@@ -429,3 +429,21 @@ FIXTURE_MOGE2_TINY = _moge2_dict(64, 32, (32, 16, 16, 8, 8), [1, 3, 4, 5], "dino
 
 register("moge2_vitl_normal", lambda: moge2_config_from_official(MOGE2_VITL_NORMAL))
 register("fixture_moge2_tiny", lambda: moge2_config_from_official(FIXTURE_MOGE2_TINY, FIXTURE_MOGE2_TINY_BACKBONE))
+
+
+# --- embedded (small, trained here) presets; see ppd_ros/embedded.py and docs/readme/embedded.md ---
+@dataclass(frozen=True)
+class SmallEncoderConfig:
+    """Frozen EfficientNet-Lite0 + trained FPN decoder: decoder width and the semantics width it emits."""
+
+    decoder_dim: int = 64
+    semantics_dim: int = 128
+
+    def __post_init__(self) -> None:
+        if self.semantics_dim <= 16:  # 16 channels carry the coarse depth patch
+            raise ConfigError(f"semantics_dim must exceed 16, got {self.semantics_dim}")
+
+
+register("embedded_ppd_dit", lambda: DiTConfig(hidden_size=128, depth=4, num_heads=4, mlp_ratio=2.0,
+                                                semantics_dim=128))
+register("embedded_small_encoder", lambda: SmallEncoderConfig(decoder_dim=64, semantics_dim=128))

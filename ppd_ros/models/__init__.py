@@ -1,5 +1,7 @@
 """nn.Module definitions, named exactly as the official checkpoints name them."""
 from .dinov2 import DA2SemanticEncoder, DinoVisionTransformer
 from .dit import DiT
+from .moge2 import MoGe2Model
+from .pi3 import Pi3Semantic
 
-__all__ = ["DA2SemanticEncoder", "DinoVisionTransformer", "DiT"]
+__all__ = ["DA2SemanticEncoder", "DinoVisionTransformer", "DiT", "MoGe2Model", "Pi3Semantic"]
