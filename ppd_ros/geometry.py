@@ -32,14 +32,14 @@ Intrinsics = np.ndarray | PinholeLike
 
 
 def pinhole(K: Intrinsics) -> tuple[float, float, float, float]:
-    """(fx, fy, cx, cy) in pixels from a (3, 3) K matrix or an object with those attributes."""
+    """(fx, fy, cx, cy) in pixels from a (3, 3) K, a (3, 4) P or an object with those attributes."""
     if isinstance(K, PinholeLike) and not isinstance(K, np.ndarray):
         fx, fy, cx, cy = float(K.fx), float(K.fy), float(K.cx), float(K.cy)
     else:
         k = np.asarray(K, dtype=np.float64)
-        if k.shape != (3, 3):
-            raise InputError(f"intrinsics must be a (3, 3) matrix, got shape {k.shape}")
-        fx, fy, cx, cy = k[0, 0], k[1, 1], k[0, 2], k[1, 2]
+        if k.shape not in ((3, 3), (3, 4)):
+            raise InputError(f"intrinsics must be a (3, 3) K or (3, 4) P matrix, got shape {k.shape}")
+        fx, fy, cx, cy = (float(k[i, j]) for i, j in ((0, 0), (1, 1), (0, 2), (1, 2)))
     if not (np.isfinite([fx, fy, cx, cy]).all() and fx > 0 and fy > 0):
         raise InputError(f"intrinsics need finite fx, fy > 0, got fx={fx}, fy={fy}, cx={cx}, cy={cy}")
     return fx, fy, cx, cy
@@ -60,7 +60,6 @@ def _same_shape(name: str, a: np.ndarray, ref: np.ndarray) -> None:
         raise InputError(f"{name} shape {a.shape} does not match depth shape {ref.shape}")
 
 
-# ------------------------------------------------------------------------------------------ RANSAC
 @dataclass(frozen=True)
 class LogDepthFit:
     """Result of the log(1+depth) alignment: ``metric = clip(exp(a*pred + b) - 1, 1e-3, max_depth)``.
@@ -100,6 +99,8 @@ def fit_log_depth_ransac(pred: np.ndarray, target: np.ndarray, mask: np.ndarray,
         raise InputError("metric alignment needs at least one valid target pixel, mask is all False")
     x = p[m]
     y = np.log(t[m] + 1)
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise InputError("pred and target must be finite (and target > -1) wherever mask is True")
     max_depth = float(t[m].max())
     # why lazy: scikit-learn costs ~1 s to import and only this function needs it
     from sklearn.linear_model import RANSACRegressor
@@ -135,7 +136,6 @@ def recover_metric_depth_ransac(pred: np.ndarray, target: np.ndarray, mask: np.n
     return apply_log_depth_fit(pred, fit.a, fit.b, fit.max_depth), fit.a, fit.b
 
 
-# ------------------------------------------------------------------------------- back-projection
 def normalized_to_pixel_intrinsics(K_norm: np.ndarray, width: int, height: int) -> np.ndarray:
     """MoGe normalised K -> pixel K (float32) as ``run_point_cloud.py``: fx, cx * W; fy, cy * H.
 
@@ -199,17 +199,17 @@ def depth_to_points(depth: np.ndarray, K: Intrinsics, stride: int = 1,
     bad = ~np.isfinite(z) | (z <= 0)
     if max_range is not None:
         bad |= z > max_range
-    u = (np.arange(0, d.shape[1], stride, dtype=np.float32) - np.float32(cx)) * np.float32(1.0 / fx)
-    v = (np.arange(0, d.shape[0], stride, dtype=np.float32) - np.float32(cy)) * np.float32(1.0 / fy)
+    # float32 in convertDepth's order, ((u - cx) * depth) * (1 / fx), for bit-identical points
+    du = np.arange(0, d.shape[1], stride, dtype=np.float32) - np.float32(cx)
+    dv = np.arange(0, d.shape[0], stride, dtype=np.float32) - np.float32(cy)
     out = np.empty(z.shape + (3,), np.float32)
-    out[..., 0] = u[None, :] * z
-    out[..., 1] = v[:, None] * z
+    np.multiply(du[None, :] * z, np.float32(1.0 / fx), out=out[..., 0])
+    np.multiply(dv[:, None] * z, np.float32(1.0 / fy), out=out[..., 1])
     out[..., 2] = z
     out[bad] = np.nan
     return out
 
 
-# -------------------------------------------------------------------------------------- filters
 def statistical_outlier_keep(points: np.ndarray, nb_neighbors: int = 20, std_ratio: float = 3.0,
                              workers: int = 1) -> np.ndarray:
     """Open3D ``remove_statistical_outlier`` keep indices (ascending int64) for (N, 3) points.
@@ -239,42 +239,46 @@ def statistical_outlier_keep(points: np.ndarray, nb_neighbors: int = 20, std_rat
 _AXES = {4: ((0, 1), (1, 0)), 8: ((0, 1), (1, 0), (1, 1), (1, -1))}
 
 
-def flying_pixel_mask(depth: np.ndarray, rel_threshold: float = 0.05,
-                      neighbours: Literal[4, 8] = 8) -> np.ndarray:
+def flying_pixel_mask(depth: np.ndarray, rel_threshold: float = 0.03, neighbours: Literal[4, 8] = 8,
+                      radius: int = 1) -> np.ndarray:
     """Organized, edge-aware flying-pixel test: (H, W) bool, True = flying.
 
     A pixel is flying when, along some axis (horizontal, vertical and with 8 neighbours the two
-    diagonals), its depth lies strictly between its two opposite neighbours with a margin of
-    ``rel_threshold * Z`` to both, i.e. it floats in the gap of a depth edge. Both sides of a
-    real edge, thin structures (nearer than both sides) and gentle slopes survive; a plane is
-    only hit where its depth changes by more than ``rel_threshold`` per pixel. For an organized
-    cloud pass ``points[..., 2]``. Invalid (non-finite, <= 0) pixels are never flying.
+    diagonals), its depth lies strictly between the two pixels ``radius`` steps away on either
+    side, with a margin of ``rel_threshold * Z`` to both: it floats in the gap of a depth edge.
+    Both sides of a real edge and thin structures (nearer than both sides) survive; a surface is
+    only hit where its depth changes by more than ``rel_threshold`` per ``radius`` pixels (grazing
+    angles below ~atan(1 / (f * rel_threshold)) at radius 1). For an organized cloud pass
+    ``points[..., 2]``. Invalid (non-finite, <= 0) pixels are never flying and give no evidence.
     """
     d = _depth2d(depth).astype(np.float32)
     if neighbours not in _AXES:
         raise InputError(f"neighbours must be 4 or 8, got {neighbours}")
+    if radius < 1:
+        raise InputError(f"radius must be >= 1, got {radius}")
     d = np.where(np.isfinite(d) & (d > 0), d, np.nan)
-    pad = np.pad(d, 1, constant_values=np.nan)
+    r = radius
+    pad = np.pad(d, r, constant_values=np.nan)
     h, w = d.shape
     margin = np.float32(rel_threshold) * d
     flying = np.zeros((h, w), bool)
     for dy, dx in _AXES[neighbours]:
-        a = pad[1 + dy:1 + dy + h, 1 + dx:1 + dx + w]
-        b = pad[1 - dy:1 - dy + h, 1 - dx:1 - dx + w]
+        dy, dx = dy * r, dx * r
+        a = pad[r + dy:r + dy + h, r + dx:r + dx + w]
+        b = pad[r - dy:r - dy + h, r - dx:r - dx + w]
         # NaN propagates through minimum/maximum and compares False: no evidence, not flying
         flying |= (d - np.minimum(a, b) > margin) & (np.maximum(a, b) - d > margin)
     return flying
 
 
-def filter_flying_pixels(depth: np.ndarray, rel_threshold: float = 0.05,
-                         neighbours: Literal[4, 8] = 8) -> np.ndarray:
+def filter_flying_pixels(depth: np.ndarray, rel_threshold: float = 0.03, neighbours: Literal[4, 8] = 8,
+                         radius: int = 1) -> np.ndarray:
     """(H, W) depth copy (float32 metres) with flying pixels (see :func:`flying_pixel_mask`) set to NaN."""
     out = np.array(depth, dtype=np.float32)
-    out[flying_pixel_mask(out, rel_threshold, neighbours)] = np.nan
+    out[flying_pixel_mask(out, rel_threshold, neighbours, radius)] = np.nan
     return out
 
 
-# ------------------------------------------------------------------------------------ upsampling
 def _src_coords(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Half-pixel-centre source coordinates: indices i0, i1 and weight of i1, each (n_out,)."""
     s = (np.arange(n_out, dtype=np.float64) + 0.5) * (n_in / n_out) - 0.5
@@ -288,49 +292,50 @@ def upsample_depth(depth: np.ndarray, size: tuple[int, int], edge_threshold: flo
                    guide: np.ndarray | None = None) -> np.ndarray:
     """Edge-preserving resize of (h, w) depth to ``size = (H, W)``; float32 metres, NaN invalid.
 
-    Bilinear (half-pixel centres) where the four source samples agree within ``edge_threshold``
-    (relative range); at a depth edge or next to an invalid sample it picks ONE source sample
-    instead of blending: the one whose colour best matches ``guide`` (an (H, W, 3) image of the
-    output, e.g. the camera frame; its area-downsampled copy gives the source colours), or the
-    nearest valid one without a guide. So no output depth ever lies between two sides of an edge.
+    Bilinear (half-pixel centres, as cv2 INTER_LINEAR) where the four source samples are valid
+    and agree within ``edge_threshold`` (relative range); at a depth edge or next to an invalid
+    sample it picks ONE source sample instead of blending: the one whose colour best matches
+    ``guide`` (an (H, W, 3) image at the output size, e.g. the camera frame, whose area-downsampled
+    copy gives the source colours), or the nearest valid one without a guide. So no output depth
+    lies between the two sides of an edge.
     """
     d = _depth2d(depth).astype(np.float32)
     H, W = int(size[0]), int(size[1])
     if H < 1 or W < 1:
         raise InputError(f"output size must be positive, got {size}")
+    if guide is not None and np.shape(guide)[:2] != (H, W):
+        raise InputError(f"guide shape {np.shape(guide)} does not match the output size {(H, W)}")
     d = np.where(np.isfinite(d) & (d > 0), d, np.nan)
     h, w = d.shape
     y0, y1, wy = _src_coords(h, H)
     x0, x1, wx = _src_coords(w, W)
-    s = np.stack([d[np.ix_(y0, x0)], d[np.ix_(y0, x1)], d[np.ix_(y1, x0)], d[np.ix_(y1, x1)]])  # (4, H, W)
-    wy2, wx2 = wy[:, None], wx[None, :]
-    wts = np.stack([(1 - wy2) * (1 - wx2), (1 - wy2) * wx2, wy2 * (1 - wx2), wy2 * wx2])  # (4, H, W)
-    wts = np.broadcast_to(wts, s.shape)
-    ok = ~np.isnan(s)
-    lo, hi = np.where(ok, s, np.inf).min(0), np.where(ok, s, -np.inf).max(0)
-    smooth = ok.all(0) & (hi - lo <= np.float32(edge_threshold) * lo)
-    out = np.einsum("khw,khw->hw", np.where(ok, s, 0), wts)
-    if guide is None:
-        score = np.where(ok, wts, -1.0)  # largest bilinear weight among valid samples = nearest
-    else:
-        score = -_colour_distance(np.asarray(guide), (h, w), (y0, y1, x0, x1))
-        score = np.where(ok, score, -np.inf)
-    pick = np.take_along_axis(s, np.argmax(score, axis=0)[None], 0)[0]
-    out = np.where(smooth, out, pick)
-    out[~ok.any(0)] = np.nan
-    return out.astype(np.float32)
+    # per source cell (i, j)..(i+1, j+1): is it smooth? computed once at low resolution
+    yn, xn = np.minimum(np.arange(h) + 1, h - 1), np.minimum(np.arange(w) + 1, w - 1)
+    quad = (d, d[:, xn], d[yn], d[yn][:, xn])
+    lo, hi = np.minimum.reduce(quad), np.maximum.reduce(quad)  # NaN propagates -> not smooth
+    smooth = (hi - lo <= np.float32(edge_threshold) * lo)[np.ix_(y0, x0)]  # (H, W)
+    rows = d[y0] * (1 - wy)[:, None] + d[y1] * wy[:, None]  # (H, w) separable bilinear
+    out = rows[:, x0] * (1 - wx) + rows[:, x1] * wx  # (H, W)
+    r, c = np.nonzero(~smooth)  # edge / hole pixels: choose one side
+    if len(r):
+        ys, xs = np.stack([y0[r], y0[r], y1[r], y1[r]], 1), np.stack([x0[c], x1[c], x0[c], x1[c]], 1)
+        samples = d[ys, xs]  # (k, 4)
+        ok = ~np.isnan(samples)
+        if guide is None:
+            ay, ax = wy[r, None], wx[c, None]
+            score = np.concatenate([(1 - ay) * (1 - ax), (1 - ay) * ax, ay * (1 - ax), ay * ax], 1)
+        else:
+            score = -_colour_distance(np.asarray(guide), (h, w), ys, xs, r, c)
+        pick = np.argmax(np.where(ok, score, -np.inf), axis=1)
+        out[r, c] = np.where(ok.any(1), samples[np.arange(len(r)), pick], np.nan)
+    return out.astype(np.float32, copy=False)
 
 
-def _colour_distance(guide: np.ndarray, src_hw: tuple[int, int],
-                     idx: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
-    """(4, H, W) L1 colour distance between each output pixel and its four source samples."""
+def _colour_distance(guide: np.ndarray, src_hw: tuple[int, int], ys: np.ndarray, xs: np.ndarray,
+                     r: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """(k, 4) L1 colour distance between output pixels (r, c) and their source samples (ys, xs)."""
     import cv2  # why lazy: only the guided path needs OpenCV
 
-    H, W = len(idx[0]), len(idx[2])
-    if guide.shape[:2] != (H, W):
-        raise InputError(f"guide shape {guide.shape} does not match the output size {(H, W)}")
-    g = guide.astype(np.float32).reshape(H, W, -1)
+    g = guide.reshape(guide.shape[0], guide.shape[1], -1).astype(np.float32)
     small = cv2.resize(g, (src_hw[1], src_hw[0]), interpolation=cv2.INTER_AREA).reshape(src_hw + (-1,))
-    y0, y1, x0, x1 = idx
-    cols = [small[np.ix_(y0, x0)], small[np.ix_(y0, x1)], small[np.ix_(y1, x0)], small[np.ix_(y1, x1)]]
-    return np.stack([np.abs(c - g).sum(-1) for c in cols])
+    return np.abs(small[ys, xs] - g[r, c][:, None]).sum(-1)

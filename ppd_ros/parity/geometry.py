@@ -5,8 +5,8 @@ from typing import Iterable
 
 import numpy as np
 
-from ..geometry import depth2pcd, fit_log_depth_ransac, apply_log_depth_fit, normalized_to_pixel_intrinsics
-from ..geometry import statistical_outlier_keep, to_ply_axes
+from ..geometry import (apply_log_depth_fit, depth2pcd, fit_log_depth_ransac, normalized_to_pixel_intrinsics,
+                        statistical_outlier_keep, to_ply_axes)
 from . import Check, Fixture, compare, handles
 
 _AB_TOL = (1e-6, 1e-6)  # (atol, rtol) for the raw RANSAC coefficients; the spec's replica reaches 3e-7
