@@ -27,8 +27,8 @@ fi
 # Stamp: every input colcon installs + the interpreter and prefix it builds against.
 stamp=build/.ppd_ros_colcon_stamp
 want=$( { echo "$PY ${VIRTUAL_ENV:-} ${ROS_DISTRO:-}"; \
-          find CMakeLists.txt package.xml msg ppd_ros launch config scripts/depth_node -type f \
-               ! -name '*.pyc' ! -path '*/__pycache__/*' 2>/dev/null | LC_ALL=C sort | xargs -r sha256sum; } \
+          { find CMakeLists.txt package.xml msg ppd_ros launch config scripts/depth_node -type f \
+               ! -name '*.pyc' ! -path '*/__pycache__/*' 2>/dev/null || true; } | LC_ALL=C sort | xargs -r sha256sum; } \
         | sha256sum | cut -c1-32)
 if [ -z "${PPD_COLCON_FORCE:-}" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] \
    && [ -f install/setup.bash ] && [ -x install/ppd_ros/lib/ppd_ros/depth_node ]; then
