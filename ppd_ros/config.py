@@ -209,7 +209,11 @@ class DiTVideoConfig(DiTConfig):
     ref_pool: int = 4  # average-pool kernel/stride on the fine grid for the reference tokens
 
     def __post_init__(self) -> None:
-        super().__post_init__()
+        # Not DiTConfig's checks: no RoPE here, so any head width works.
+        if self.hidden_size % self.num_heads:
+            raise ConfigError(f"hidden_size {self.hidden_size} not divisible by num_heads {self.num_heads}")
+        if self.depth < 2 or self.depth % 2:
+            raise ConfigError(f"depth must be even and >= 2 (coarse half + fine half), got {self.depth}")
         if self.input_size % (2 * self.patch_size):
             raise ConfigError(f"input_size {self.input_size} is not a multiple of {2 * self.patch_size}")
         if (self.input_size // self.patch_size) % self.ref_pool:
@@ -444,6 +448,10 @@ class SmallEncoderConfig:
             raise ConfigError(f"semantics_dim must exceed 16, got {self.semantics_dim}")
 
 
-register("embedded_ppd_dit", lambda: DiTConfig(hidden_size=128, depth=4, num_heads=4, mlp_ratio=2.0,
+# width 384 >= the 256 noise values of a 16-px coarse patch + features (see ppd_ros/train/init.py)
+register("embedded_ppd_dit", lambda: DiTConfig(hidden_size=384, depth=2, num_heads=6, mlp_ratio=2.0,
                                                 semantics_dim=128))
+# stage-1 helper of the shipped weights: its decoder was kept, its DiT (too narrow to carry the noise) discarded
+register("embedded_ppd_dit_v1", lambda: DiTConfig(hidden_size=128, depth=4, num_heads=4, mlp_ratio=2.0,
+                                                   semantics_dim=128))
 register("embedded_small_encoder", lambda: SmallEncoderConfig(decoder_dim=64, semantics_dim=128))
