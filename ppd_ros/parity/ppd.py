@@ -48,6 +48,15 @@ def _sample(dit: DiT, image: torch.Tensor, semantics: torch.Tensor, noise: torch
     return depth, first[0], steps
 
 
+def compare_intermediates(fx: Fixture, produced: dict[str, torch.Tensor]) -> Iterable[Check]:
+    """Every ``inter.*`` output of the fixture against what our hooks captured."""
+    for name in sorted(k for k in fx.outputs if k.startswith("inter.")):
+        if name not in produced:
+            yield Check(name, float("inf"), "-", False, "not produced by our model")
+        else:
+            yield compare_fx(fx, name, produced[name])
+
+
 @handles("ppd_dit")
 def dit_fixture(fx: Fixture) -> Iterable[Check]:
     dit = build_dit(fx, fx.weights)
@@ -67,11 +76,7 @@ def dit_fixture(fx: Fixture) -> Iterable[Check]:
     for h in hooks:
         h.remove()
     yield compare_fx(fx, "dit_out", out)
-    for name in sorted(k for k in fx.outputs if k.startswith("inter.")):
-        if name not in inter:
-            yield Check(name, float("inf"), "-", False, "not produced by our model")
-        else:
-            yield compare_fx(fx, name, inter[name])
+    yield from compare_intermediates(fx, inter)
     depth, _, steps = _sample(dit, x["image"], x["semantics"], x["init_noise"], x["sampling_timesteps"])
     yield compare_fx(fx, "step_latents", torch.stack(steps), default=(2e-4, 1e-4))
     yield compare_fx(fx, "sampled_depth", depth, default=(2e-4, 1e-4))
@@ -93,11 +98,7 @@ def da2_fixture(fx: Fixture) -> Iterable[Check]:
     for h in hooks:
         h.remove()
     yield compare_fx(fx, "semantics", sem)
-    for name in sorted(k for k in fx.outputs if k.startswith("inter.")):
-        if name not in inter:
-            yield Check(name, float("inf"), "-", False, "not produced by our model")
-        else:
-            yield compare_fx(fx, name, inter[name])
+    yield from compare_intermediates(fx, inter)
 
 
 @handles("ppd_end_to_end")
