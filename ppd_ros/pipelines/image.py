@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Callable, Protocol
 
 import numpy as np
 import torch
@@ -59,6 +59,9 @@ class PPDPipeline:
                 m.requires_grad_(False)
                 set_attention_backend(m, self.cfg.attention_backend)
         self.sampler = EulerSampler(self.cfg.steps)
+        # Opt-in replacement for ``self.dit`` in the sampler loop, same call signature
+        # (x, semantics, t) -> v: e.g. runtime.StepBuckets (compiled / CUDA-graph step per bucket).
+        self.step: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None
 
     @classmethod
     def from_checkpoints(cls, dit_path: str, semantics_path: str, cfg: InferenceConfig | None = None,
@@ -90,7 +93,8 @@ class PPDPipeline:
 
         def denoise(latent: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             with autocast(self.device, self.dtype):
-                return self.dit(torch.cat([latent, cond], dim=1), semantics, t)
+                step = self.step if self.step is not None else self.dit
+                return step(torch.cat([latent, cond], dim=1), semantics, t)
 
         depth = self.sampler(denoise, noise.to(self.device))
         synchronize(self.device)
