@@ -8,11 +8,12 @@ them into a configure FAILURE.
 from __future__ import annotations
 
 import importlib
+import inspect
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..config import InferenceConfig, preset
-from ..errors import CheckpointError, ConfigError
+from ..errors import CheckpointError, ConfigError, PPDError
 from .params import NodeSettings
 
 
@@ -73,8 +74,9 @@ def _image_pipeline(s: NodeSettings, cfg: InferenceConfig) -> tuple[Any, str]:
     from ..pipelines import PPDPipeline
     if s.model == "checkpoints":
         pipe = PPDPipeline.from_checkpoints(s.dit_checkpoint, s.semantics_checkpoint, cfg,
-                                            preset(s.dit_preset), preset(s.semantics_preset))
-        return pipe, s.dit_preset
+                                            preset(s.dit_preset or "ppd_dit"),
+                                            preset(s.semantics_preset or "da2_vitl"))
+        return pipe, s.dit_preset or "ppd_dit"
     embedded = _optional("ppd_ros.embedded")
     if embedded is None:
         raise CheckpointError("model 'embedded' needs ppd_ros.embedded (not installed); set model:=checkpoints "
@@ -83,46 +85,78 @@ def _image_pipeline(s: NodeSettings, cfg: InferenceConfig) -> tuple[Any, str]:
     return embedded.load_embedded_image_pipeline(name, cfg), f"embedded:{name}"
 
 
+class VideoStream:
+    """PPVD with the node's stream mode bound: ``new_stream(seed)`` like the image pipeline."""
+
+    def __init__(self, pipe: Any, mode: str) -> None:
+        self.pipe, self.mode = pipe, mode
+
+    def new_stream(self, seed: int | None = None) -> Any:
+        return self.pipe.new_stream(self.mode, seed=seed)
+
+    def push(self, state: Any, frame: Any, stamp: object = None) -> list:
+        return self.pipe.push(state, frame, stamp)
+
+    def flush(self, state: Any) -> list:
+        return self.pipe.flush(state)
+
+
 def _video_pipeline(s: NodeSettings, cfg: InferenceConfig) -> tuple[Any, str]:
     video = _optional("ppd_ros.pipelines.video")
     if video is None:
         raise ConfigError(f"mode {s.mode!r} needs ppd_ros.pipelines.video (not installed); use mode:=image")
-    streaming = s.mode == "video_stream"
+    mode = "stream" if s.mode == "video_stream" else "exact"
     if s.model == "checkpoints":
-        builder = getattr(video, "pipeline_from_checkpoints", None) or video.PPVDPipeline.from_checkpoints
-        pipe = builder(s.dit_checkpoint, s.semantics_checkpoint, cfg, preset(s.dit_preset),
-                       preset(s.semantics_preset), streaming=streaming)
-        return pipe, s.dit_preset
+        dit_preset = s.dit_preset or "ppvd_dit_video"
+        pipe = video.PPVDPipeline.from_checkpoints(s.dit_checkpoint, s.semantics_checkpoint, cfg,
+                                                   dit_cfg=preset(dit_preset),
+                                                   pi3_cfg=preset(s.semantics_preset or "pi3"))
+        return VideoStream(pipe, mode), dit_preset
     embedded = _optional("ppd_ros.embedded")
     loader = getattr(embedded, "load_embedded_video_pipeline", None) if embedded else None
     if loader is None:
-        raise CheckpointError("no embedded video model is installed; set model:=checkpoints for mode "
-                              f"{s.mode!r}")
+        raise CheckpointError(f"no embedded video model is installed; set model:=checkpoints for mode {s.mode!r}")
     name = s.model.partition(":")[2] or "default"
-    return loader(name, cfg, streaming=streaming), f"embedded:{name}"
+    return VideoStream(loader(name, cfg), mode), f"embedded:{name}"
 
 
 def _metric_stage(s: NodeSettings, cfg: InferenceConfig) -> tuple[Any | None, str]:
+    """The metric stage, or (None, why not). An explicit metric_checkpoint that fails is an error."""
     if not s.metric:
-        return None, "metric off (parameter metric=false)"
+        return None, "metric scaling off (parameter metric=false)"
     metric = _optional("ppd_ros.pipelines.metric")
     if metric is None:
         return None, "metric stage not installed (ppd_ros.pipelines.metric)"
-    builder = getattr(metric, "build_metric_stage", None)
-    if builder is not None:
-        return builder(checkpoint=s.metric_checkpoint or None, cfg=cfg, max_depth=s.max_depth), ""
+    if s.metric_checkpoint:
+        return _moge2_stage(s, cfg, metric), ""
     embedded = _optional("ppd_ros.embedded")
     loader = getattr(embedded, "load_embedded_metric_stage", None) if embedded else None
-    if s.metric_checkpoint and hasattr(metric.MetricStage, "from_checkpoint"):
-        return metric.MetricStage.from_checkpoint(s.metric_checkpoint, cfg), ""
-    if loader is not None:
-        return loader(cfg), ""
-    return None, "no metric model available (set metric_checkpoint)"
+    if loader is None:
+        return None, "no metric model (set metric_checkpoint to MoGe-2 weights)"
+    mcfg = metric.MetricConfig(refresh_every=s.metric_refresh_every, output=s.output_resolution)
+    kwargs = {"metric_cfg": mcfg} if "metric_cfg" in inspect.signature(loader).parameters else {}
+    try:
+        return loader(s.model.partition(":")[2] or "default", cfg, **kwargs), ""
+    except PPDError as exc:  # no embedded metric model shipped: relative depth is still useful
+        return None, str(exc)
+
+
+def _moge2_stage(s: NodeSettings, cfg: InferenceConfig, metric: Any) -> Any:
+    """MetricStage over a MoGe-2 checkpoint (official model.pt, or .safetensors + metric_preset)."""
+    from ..pipelines.moge import MoGe2Runner, load_moge2
+    from ..runtime import resolve_device
+    model = load_moge2(s.metric_checkpoint, preset(s.metric_preset) if s.metric_preset else None)
+    model = model.to(resolve_device(cfg.device))
+    mcfg = metric.MetricConfig(refresh_every=s.metric_refresh_every, output=s.output_resolution)
+    return metric.MetricStage(MoGe2Runner(model, num_tokens=s.metric_tokens or None), mcfg)
 
 
 def build_models(s: NodeSettings) -> Models:
     """Load and verify everything a configure needs; raises CheckpointError / ConfigError."""
     cfg = inference_config(s)
+    if s.cpu_threads:
+        import torch
+        torch.set_num_threads(s.cpu_threads)  # process-wide: the node owns its process
     pipe, name = _image_pipeline(s, cfg) if s.mode == "image" else _video_pipeline(s, cfg)
     stage, note = _metric_stage(s, cfg)
     return Models(pipeline=pipe, metric=stage, name=name, metric_note=note)

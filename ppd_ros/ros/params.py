@@ -36,13 +36,23 @@ PARAMS: tuple[Param, ...] = (
     Param("dit_checkpoint", "", "path of the DiT checkpoint (model=checkpoints)", read_only=True),
     Param("semantics_checkpoint", "", "path of the semantic encoder checkpoint (model=checkpoints)",
           read_only=True),
-    Param("dit_preset", "ppd_dit", "architecture preset of the DiT checkpoint", read_only=True),
-    Param("semantics_preset", "da2_vitl", "architecture preset of the semantic encoder", read_only=True),
-    Param("metric_checkpoint", "", "MoGe-2 checkpoint of the metric stage ('' = the stage's default)",
-          read_only=True),
+    Param("dit_preset", "", "architecture preset of the DiT checkpoint ('' = official: ppd_dit for "
+          "mode image, ppvd_dit_video for the video modes)", read_only=True),
+    Param("semantics_preset", "", "architecture preset of the semantic encoder ('' = official: da2_vitl "
+          "for mode image, pi3 for the video modes)", read_only=True),
+    Param("metric_checkpoint", "", "MoGe-2 checkpoint of the metric stage (official model.pt, or .safetensors "
+          "with metric_preset); '' = the embedded metric model when one is shipped", read_only=True),
+    Param("metric_preset", "", "MoGe-2 architecture preset for a .safetensors metric_checkpoint ('' = the "
+          "model_config inside model.pt)", read_only=True),
+    Param("metric_tokens", 0, "MoGe-2 token budget per frame (0 = its default, resolution level 9; fewer is "
+          "faster and coarser)", 0, 100000, read_only=True),
+    Param("metric_refresh_every", 1, "run MoGe-2 every n-th frame and hold the scale in between [frames]",
+          1, 1000, read_only=True),
     Param("precision", "auto", "compute dtype: auto (bf16/fp16 on CUDA, fp32 on CPU), float32, bfloat16, "
           "float16", choices=("auto", "float32", "bfloat16", "float16"), read_only=True),
     Param("device", "auto", "torch device: auto, cpu, cuda, cuda:N", read_only=True),
+    Param("cpu_threads", 0, "torch CPU threads of this process (0 = torch's default; 1 avoids thread "
+          "oversubscription on busy CPUs)", 0, 256, read_only=True),
     Param("steps", 4, "Euler sampling steps", 1, 64, read_only=True),
     Param("working_area", 1024 * 768, "model working resolution as an area [pixels]", 256, 4096 * 4096,
           read_only=True),
@@ -57,11 +67,13 @@ PARAMS: tuple[Param, ...] = (
     Param("sync_slop", 0.02, "largest stamp difference of an image/camera_info pair [s]", 0.0, 1.0,
           read_only=True),
     Param("sync_queue_size", 10, "messages kept per input while waiting for a partner", 1, 100, read_only=True),
-    Param("max_frame_age", 1.0, "frames whose stamp is older than this when inference starts are dropped "
-          "[s]; 0 disables", 0.0, 3600.0, read_only=True),
+    Param("max_frame_age", 1.0, "frames whose stamp is older than this when inference starts are dropped; "
+          "0 disables [s]", 0.0, 3600.0, read_only=True),
     # --- outputs --------------------------------------------------------------------------------
     Param("metric", True, "scale depth to metres with the metric stage (else publish depth/relative only)",
           read_only=True),
+    Param("output_resolution", "input", "size of the published depth: input (the camera image's) or model "
+          "(the working resolution; camera_info scaled to match)", choices=("input", "model"), read_only=True),
     Param("depth_encoding", "32FC1", "32FC1: metres, NaN invalid, +Inf beyond range; 16UC1: millimetres, "
           "0 invalid", choices=("32FC1", "16UC1"), read_only=True),
     Param("max_depth", 80.0, "depth beyond this is published as +Inf (32FC1) [m]", 0.1, 10000.0, read_only=True),
@@ -89,11 +101,15 @@ class NodeSettings:
     mode: Literal["image", "video_exact", "video_stream"] = "image"
     dit_checkpoint: str = ""
     semantics_checkpoint: str = ""
-    dit_preset: str = "ppd_dit"
-    semantics_preset: str = "da2_vitl"
+    dit_preset: str = ""
+    semantics_preset: str = ""
     metric_checkpoint: str = ""
+    metric_preset: str = ""
+    metric_tokens: int = 0
+    metric_refresh_every: int = 1
     precision: Precision = "auto"
     device: str = "auto"
+    cpu_threads: int = 0
     steps: int = 4
     working_area: int = 1024 * 768
     seed: int = 0
@@ -104,6 +120,7 @@ class NodeSettings:
     sync_queue_size: int = 10
     max_frame_age: float = 1.0
     metric: bool = True
+    output_resolution: Literal["input", "model"] = "input"
     depth_encoding: Literal["32FC1", "16UC1"] = "32FC1"
     max_depth: float = 80.0
     publish_points: bool = True

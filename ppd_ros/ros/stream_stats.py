@@ -1,6 +1,7 @@
 """Per-camera counters (every input is published or dropped by reason) and a per-class log throttle."""
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections import deque
@@ -107,3 +108,14 @@ class ThrottledLog:
             self._once.add(key)
         self._emit(level, text)
         return True
+
+
+_VARIABLE = re.compile(r"'[^']*'|\"[^\"]*\"|\([^)]*\)|\[[^\]]*\]|[-+]?\d+(\.\d+)?(e[-+]?\d+)?")
+
+
+def error_class(exc: BaseException) -> str:
+    """A bounded log-throttle key for an exception: its type plus its message with the values
+    (numbers, quoted strings) masked, so '0x0 image' and 'short data' are different classes but
+    8000x8000 and 9000x9000 (or random encoding names) are the same one."""
+    text = _VARIABLE.sub("#", str(exc))
+    return f"{type(exc).__name__}: {text[:60]}"

@@ -19,7 +19,7 @@ import numpy as np
 from ..errors import InputError, PPDError
 from .factory import Models
 from .frame_mailbox import FrameMailbox
-from .stream_stats import StreamStats, ThrottledLog
+from .stream_stats import StreamStats, ThrottledLog, error_class
 
 
 @dataclass
@@ -34,6 +34,7 @@ class Frame:
     camera_info: Any | None = None  # the paired CameraInfo message (binning/ROI kept for the output)
     received_ns: int = 0  # node clock at arrival
     timings_ms: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # caveats of this frame, reported in its status
 
 
 @dataclass
@@ -67,12 +68,12 @@ class InferenceWorker:
                  wanted: Callable[[int], bool], now_ns: Callable[[], int], max_age_s: float,
                  log: ThrottledLog, seed: int = 0) -> None:
         self.models = models
-        self.streams = [CameraStream(name, FrameMailbox()) for name in cameras]
+        self._wake = threading.Event()  # set by every mailbox put: one wait for all cameras
+        self.streams = [CameraStream(name, FrameMailbox(notify=self._wake)) for name in cameras]
         self._publish, self._wanted, self._now_ns = publish, wanted, now_ns
         self._max_age_ns = int(max_age_s * 1e9)
         self._log = log
         self._seed = seed
-        self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._reset_states()
@@ -98,19 +99,19 @@ class InferenceWorker:
             self._flush(cam, publish=flush)
         self._reset_states()
 
+    def received(self, camera: int) -> None:
+        """Count an input frame as it arrives (before conversion / pairing can drop it)."""
+        self.streams[camera].stats.on_received()
+
     def submit(self, camera: int, frame: Frame) -> None:
         """Hand over the newest frame (callback side; never blocks)."""
         cam = self.streams[camera]
-        cam.stats.on_received()
         if cam.mailbox.put(frame) is not None:
             cam.stats.on_dropped("superseded")
-        self._wake.set()
 
-    def drop(self, camera: int, reason: str) -> None:
-        """Count a frame the callback rejected before it reached the mailbox."""
-        cam = self.streams[camera]
-        cam.stats.on_received()
-        cam.stats.on_dropped(reason)
+    def drop(self, camera: int, reason: str, n: int = 1) -> None:
+        """Count frames the callback side rejected before they reached the mailbox."""
+        self.streams[camera].stats.on_dropped(reason, n)
 
     # --- thread ----------------------------------------------------------------------------
     def _reset_states(self) -> None:
@@ -153,7 +154,7 @@ class InferenceWorker:
             cam.pending += 1
         except InputError as exc:
             cam.stats.on_dropped("bad_input")
-            self._log("bad_input", f"camera '{cam.name}': {exc}")
+            self._log(error_class(exc), f"camera '{cam.name}': {exc}; frame dropped")
             return
         except Exception as exc:  # a failing model must not kill the thread: count, log, reset the stream
             self._on_pipeline_error(cam, exc)
@@ -172,13 +173,13 @@ class InferenceWorker:
                 metric = None
                 if self.models.metric is not None:
                     metric = self.models.metric(cam.metric_state, res, frame.rgb, frame.intrinsics)
-                timings = {**frame.timings_ms, **res.timings_ms}
+                timings = {**frame.timings_ms, **getattr(res, "timings_ms", {})}
                 if metric is not None:
                     timings["metric"] = (time.perf_counter() - t0) * 1e3
                 self._publish(Output(frame, res, metric, cam.produced, timings))
             except InputError as exc:
                 cam.stats.on_dropped("bad_input")
-                self._log("bad_input", f"camera '{cam.name}': {exc}")
+                self._log(error_class(exc), f"camera '{cam.name}': {exc}; frame dropped")
                 continue
             except Exception as exc:
                 cam.stats.on_dropped("output_error")
