@@ -138,8 +138,10 @@ def test_streaming_one_result_per_push_and_official_reference_cadence() -> None:
             assert state.num_refs == 1 and state.ref_index[0] == 0
         if i == 16:  # the first refresh: [frame 0, position 8, position 15], as the official window 1
             assert state.ref_index.tolist() == [0, 8, 15]
-    pipe.push(state, frames[0], stamp=30.0)  # frame 29 was the last of epoch 1 -> refresh at 30
+            assert res[0].reference_stamps == (0.0, 8.0, 15.0) and res[0].window_index == 1
+    res = pipe.push(state, frames[0], stamp=30.0)  # frame 29 was the last of epoch 1 -> refresh at 30
     assert state.ref_index.tolist() == [0, 21, 28]
+    assert res[0].reference_stamps == (0.0, 21.0, 28.0) and res[0].window_index == 2
     assert pipe.flush(state) == []
 
 

@@ -32,6 +32,8 @@ class DepthResult:
     relative: bool = True  # False once a metric stage has turned it into metres
     timings_ms: dict[str, float] = field(default_factory=dict)
     stamp: object = None  # caller's opaque stamp, returned unchanged
+    window_index: int = 0  # video: window (exact) or reference epoch (streaming) that produced it
+    reference_stamps: tuple = ()  # video: caller stamps of the reference frames used
 
 
 @dataclass

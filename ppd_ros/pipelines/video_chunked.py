@@ -133,7 +133,8 @@ def _run(pipe: "PPVDPipeline", state: ChunkedState, real: int) -> list[DepthResu
     ms = (time.perf_counter() - t0) * 1e3
     start = _first_new(pipe, state)
     results = [DepthResult(depth=aligned[p], depth_model=model[p], index=int(state.frame_index[p]),
-                           timings_ms={"window": ms}, stamp=state.stamps[p])
+                           timings_ms={"window": ms}, stamp=state.stamps[p], window_index=state.window_index,
+                           reference_stamps=tuple(state.stamps[: v.num_refs]))
                for p in range(start, start + real)]
     # carry the key-frame images over as the next window's references
     keys = list(v.keyframes)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numbers
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -72,6 +72,8 @@ class VideoStreamState:
     resets: int = 0
     last_reset: str = ""  # "request" | "time_jump" | "scene_cut"
     last_stamp: object = None
+    ref_stamps: list = field(default_factory=list)  # caller stamps of the reference slots (R entries)
+    next_stamps: list = field(default_factory=list)
 
     def reset(self, reason: str = "request") -> None:
         """Start over at the next frame (it becomes the new frame 0); no tensor is reallocated."""
@@ -124,7 +126,7 @@ def allocate_stream_state(dit: DiTVideoConfig, pi3: Pi3Config, video: VideoConfi
         pi3_keys=z(pi3.dec_depth // 2, pi3.num_heads, r, t_pi3, hd),
         pi3_values=z(pi3.dec_depth // 2, pi3.num_heads, r, t_pi3, hd),
         thumb=z(THUMB, THUMB, dt=torch.float32), ref_index=z(r, dt=torch.int64), next_index=z(r, dt=torch.int64),
-        key_positions=key_positions(video))
+        key_positions=key_positions(video), ref_stamps=[None] * r, next_stamps=[None] * r)
 
 
 def new_stream_state(pipe: "PPVDPipeline", noise: torch.Tensor) -> VideoStreamState:
@@ -190,8 +192,10 @@ def _refresh(pipe: "PPVDPipeline", st: VideoStreamState) -> None:
         first = min(1, st.num_refs - 1)
     st.next_images[0], st.next_anchors[0], st.next_index[0] = \
         st.ref_images[first], st.anchors[first], st.ref_index[first]
+    st.next_stamps[0] = st.ref_stamps[first]
     st.ref_images.copy_(st.next_images)
     st.ref_index.copy_(st.next_index)
+    st.ref_stamps[:] = st.next_stamps
     st.anchors.copy_(st.next_anchors)
     st.num_refs = v.num_refs
     raw = _reference_pass(pipe, st)
@@ -226,10 +230,12 @@ def push_stream(pipe: "PPVDPipeline", st: VideoStreamState, frame: np.ndarray, s
     if st.num_refs == 0:  # stream start: the frame is the first reference and is its own window
         st.ref_images[0] = image[0]
         st.ref_index[0] = st.frames
+        st.ref_stamps[0] = stamp
         st.num_refs, st.position, st.ring_count, st.ring_next = 1, 1, 0, 0
         pred = _reference_pass(pipe, st)[0]  # (s, s)
         st.anchors[0] = pred
         st.next_images[0], st.next_anchors[0] = image[0], pred
+        st.next_stamps[0] = stamp
         aligned = pred.float()
     else:
         if st.position >= pipe.video.num_refs + pipe.video.refresh_every:
@@ -238,7 +244,8 @@ def push_stream(pipe: "PPVDPipeline", st: VideoStreamState, frame: np.ndarray, s
     st.frames += 1
     out = DepthResult(depth=pipe.to_output(aligned[None, None], frame.shape[:2])[0],
                       depth_model=aligned.cpu().numpy(), index=st.frames - 1,
-                      timings_ms={"frame": (time.perf_counter() - t0) * 1e3}, stamp=stamp)
+                      timings_ms={"frame": (time.perf_counter() - t0) * 1e3}, stamp=stamp,
+                      window_index=st.epoch, reference_stamps=tuple(st.ref_stamps[: st.num_refs]))
     return [out]
 
 
@@ -255,6 +262,7 @@ def _new_frame(pipe: "PPVDPipeline", st: VideoStreamState, image: torch.Tensor) 
     for slot, kp in enumerate(st.key_positions, start=1):
         if pos == kp:
             st.next_images[slot], st.next_anchors[slot], st.next_index[slot] = image[0], aligned, st.frames
+            st.next_stamps[slot] = st.last_stamp  # push_stream stored this frame's stamp first
     st.position += 1
     return aligned
 
