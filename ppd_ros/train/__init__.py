@@ -1,0 +1,1 @@
+"""Training of the embedded small models on synthetic data (deterministic, resumable)."""

@@ -1,0 +1,73 @@
+"""The shipped embedded model: strict loading, and its recorded metrics reproduce on the real frames."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from ppd_ros.config import InferenceConfig
+from ppd_ros.data.real import load_real_frames
+from ppd_ros.embedded import (EmbeddedModelUnavailable, available_models, embedded_inference_config,
+                              load_embedded_image_pipeline, load_embedded_metric_stage, load_embedded_video_pipeline,
+                              model_card)
+from ppd_ros.pipelines import PPDPipeline
+from ppd_ros.train.benchmark import ROWS, evaluate_real
+
+TOL = 2e-3  # CPU float32; same seed and noise, so only summation-order noise remains
+
+
+@pytest.fixture(scope="module")
+def pipe() -> PPDPipeline:
+    return load_embedded_image_pipeline("default")
+
+
+def test_card_describes_the_shipped_files():
+    assert "default" in available_models()
+    card = model_card()
+    for key in ("dit_preset", "encoder_preset", "files", "train_config", "trained_steps", "seed", "data", "licence",
+                "inference", "metrics"):
+        assert key in card, key
+    assert card["metrics"]["command"].startswith("python bench/eval_real.py")
+    with pytest.raises(EmbeddedModelUnavailable):
+        model_card("no_such_model")
+
+
+def test_official_default_area_is_replaced_by_the_training_area():
+    card = model_card()
+    cfg = embedded_inference_config(InferenceConfig(steps=2))
+    assert cfg.target_area == card["inference"]["target_area"] and cfg.steps == 2
+    assert embedded_inference_config(InferenceConfig(target_area=64 * 64)).target_area == 64 * 64
+
+
+def test_pipeline_runs_the_same_ppd_code_path(pipe):
+    frame = load_real_frames()[0]
+    res = pipe(frame.rgb)
+    assert isinstance(pipe, PPDPipeline)
+    assert res.depth.shape == frame.rgb.shape[:2] and np.isfinite(res.depth).all()
+    assert res.depth_model.shape[0] % 16 == 0 and res.depth.std() > 1e-3  # a trained DiT, not noise + 0.5
+
+
+def test_recorded_real_frame_metrics_reproduce(pipe):
+    recorded = model_card()["metrics"]["real"]
+    fresh = evaluate_real(pipe)
+    for name, rows in recorded.items():
+        for row in ROWS:
+            for k, v in rows[row].items():
+                got = fresh[name][row][k]
+                assert (math.isnan(v) and math.isnan(got)) or abs(got - v) <= TOL, (name, row, k, got, v)
+        assert fresh[name]["model"]["absrel"] < fresh[name]["constant"]["absrel"], name  # beats the constant
+
+
+def test_metric_stage_gives_metres_and_predicts_intrinsics(pipe):
+    stage = load_embedded_metric_stage()
+    frame = load_real_frames()[0]
+    res = stage(stage.new_state(), pipe(frame.rgb), frame.rgb, None)  # uncalibrated: focal is predicted
+    finite = res.depth[np.isfinite(res.depth)]
+    assert finite.size > 0.9 * res.depth.size and (finite > 0).all()
+    assert res.intrinsics_predicted and res.intrinsics.K[0, 0] > 0
+
+
+def test_no_embedded_video_model_is_a_clear_error():
+    with pytest.raises(EmbeddedModelUnavailable, match="PPVD"):
+        load_embedded_video_pipeline()
