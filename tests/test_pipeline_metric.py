@@ -250,3 +250,35 @@ def test_real_moge_metric_depth_matches_moge_on_its_own_log_depth(moge):
     assert np.allclose(r.depth[m], pred.depth[0].numpy()[m], rtol=1e-4) and np.isposinf(r.depth[~m]).all()
     assert r.intrinsics.fx == pytest.approx(pred.intrinsics[0, 0, 0].item() * W, rel=1e-6)
     assert math.isfinite(r.moge_metric_scale)
+
+
+class NoisyMoGe(FakeMoGe):
+    """MoGe-2 predictions whose metric depth is off by a fresh random factor each call (±10 %)."""
+
+    def __init__(self, depth: np.ndarray, mask: np.ndarray) -> None:
+        super().__init__(depth, mask)
+        self.rng = np.random.default_rng(11)
+
+    def predict(self, image: torch.Tensor, fov_x: float | None = None) -> MoGe2Prediction:
+        pred = super().predict(image, fov_x)
+        pred.depth = pred.depth * float(self.rng.uniform(0.9, 1.1))
+        return pred
+
+
+def test_metric_scale_does_not_drift_over_10000_frames():
+    depth, mask, _ = _scene()
+    stage = MetricStage(NoisyMoGe(depth, mask), MetricConfig(refresh_every=10, smoothing=0.8))
+    state = stage.new_state(seed=0)
+    rng = np.random.default_rng(5)
+    errors = []
+    for i in range(10_000):
+        # the relative model's affine-invariant output wanders from frame to frame
+        a, b = 1.5 * rng.uniform(0.97, 1.03), 0.2 + rng.uniform(-0.02, 0.02)
+        rel = ((np.log1p(depth) - b) / a).astype(np.float32)
+        rel[~mask] = rel[mask].max() + 1.0
+        out = stage(state, _result(rel, i), RGB)
+        errors.append(float(np.median(np.abs(out.depth[mask] / depth[mask] - 1))))
+    errors = np.array(errors)
+    assert errors.max() < 0.25  # bounded by the per-fit noise, never accumulating
+    assert errors[-1000:].mean() <= errors[:1000].mean() * 1.5 + 0.01
+    assert state.frames == 10_000
