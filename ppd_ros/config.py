@@ -435,7 +435,7 @@ register("moge2_vitl_normal", lambda: moge2_config_from_official(MOGE2_VITL_NORM
 register("fixture_moge2_tiny", lambda: moge2_config_from_official(FIXTURE_MOGE2_TINY, FIXTURE_MOGE2_TINY_BACKBONE))
 
 
-# --- embedded (small, trained here) presets; see ppd_ros/embedded.py and docs/readme/embedded.md ---
+# --- embedded (small, trained here) presets; see ppd_ros/embedded.py and the README ---
 @dataclass(frozen=True)
 class SmallEncoderConfig:
     """Frozen EfficientNet-Lite0 + trained FPN decoder: decoder width and the semantics width it emits."""
