@@ -145,6 +145,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--info-size", default="", help="WxH written into camera_info (mismatch tests)")
     ap.add_argument("--frame-id", default="camera_optical_frame")
     ap.add_argument("--wait-subscribers", type=float, default=20.0, help="seconds to wait for a subscriber")
+    ap.add_argument("--settle", type=float, default=1.0,
+                    help="seconds to wait after the first subscriber matched, before the first frame")
     ap.add_argument("--linger", type=float, default=1.0, help="seconds to stay up after the last frame")
     return ap.parse_args(argv)
 
@@ -161,6 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not sim.wait_for_subscribers(args.wait_subscribers):
             node.get_logger().warning("no subscriber matched; sending anyway")
+        # The writer seeing the reader does not mean the reader has matched the writer yet; samples
+        # sent in between are lost even when reliable (volatile durability). Give discovery a moment.
+        time.sleep(args.settle)
         sim.run(args.count if args.count > 0 else 2**62, args.rate)
         time.sleep(args.linger)
     except KeyboardInterrupt:
