@@ -93,18 +93,23 @@ def _pixels16(rows: np.ndarray, h: int, w: int, bigendian: bool) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------------
 # colour images
+def _checked_rows(msg: Image, table: dict[str, int], kind: str) -> tuple[str, np.ndarray, int, int]:
+    """(encoding, (H, W*bpp) uint8 rows, H, W) of an Image whose encoding is in ``table``."""
+    enc = _encoding(msg)
+    bpp = table.get(enc)
+    if bpp is None:
+        raise UnsupportedEncoding(f"{kind} encoding {enc!r} is not supported; expected one of {sorted(table)}")
+    rows = _rows(msg, bpp, enc)
+    return enc, rows, rows.shape[0], rows.shape[1] // bpp
+
+
 def image_to_rgb(msg: Image) -> np.ndarray:
     """sensor_msgs/Image -> new (H, W, 3) uint8 RGB array.
 
     Accepts rgb8, bgr8, rgba8, bgra8 (alpha dropped), mono8 (replicated), mono16 (scaled by
     255/65535, honouring ``is_bigendian``), yuv422/uyvy and yuv422_yuy2/yuyv (BT.601, even width).
     """
-    enc = _encoding(msg)
-    bpp = RGB_ENCODINGS.get(enc)
-    if bpp is None:
-        raise UnsupportedEncoding(f"image encoding {enc!r} is not supported; expected one of {sorted(RGB_ENCODINGS)}")
-    rows = _rows(msg, bpp, enc)
-    h, w = rows.shape[0], rows.shape[1] // bpp
+    enc, rows, h, w = _checked_rows(msg, RGB_ENCODINGS, "image")
     if enc in _UYVY + _YUYV and w % 2:
         raise InputError(f"{enc} image width {w} must be even (two pixels share U and V)")
     if _BRIDGE is not None and enc in _BRIDGE_SAFE and rows.shape[0] * msg.step == len(msg.data):
@@ -253,12 +258,7 @@ def image_msg_to_depth(msg: Image) -> np.ndarray:
 
     32FC1 values are returned as they are (NaN, +-Inf included); 16UC1 0 becomes NaN.
     """
-    enc = _encoding(msg)
-    bpp = DEPTH_ENCODINGS.get(enc)
-    if bpp is None:
-        raise UnsupportedEncoding(f"depth encoding {enc!r} is not supported; expected one of {sorted(DEPTH_ENCODINGS)}")
-    rows = _rows(msg, bpp, enc)
-    h, w = rows.shape[0], rows.shape[1] // bpp
+    enc, rows, h, w = _checked_rows(msg, DEPTH_ENCODINGS, "depth")
     big = bool(msg.is_bigendian)
     if enc == "32FC1":
         dt = np.dtype(">f4" if big else "<f4")
