@@ -43,3 +43,19 @@ def test_resumed_run_equals_an_uninterrupted_one(tmp_path):
         torch.testing.assert_close(v, w, rtol=0, atol=0, msg=k)
     for (k, v), (_, w) in zip(straight.enc.decoder.state_dict().items(), resumed.enc.decoder.state_dict().items()):
         torch.testing.assert_close(v, w, rtol=0, atol=0, msg=k)
+
+
+def test_edge_stage_trains_the_dit_and_freezes_the_decoder(tmp_path):
+    torch.set_num_threads(1)
+    tr = Trainer(_cfg(tmp_path, edge_steps=2))
+    assert tr.cfg.total_steps == 6
+    tr.run(until=4)  # end of the joint DiT stage
+    dec = {k: v.clone() for k, v in tr.enc.decoder.state_dict().items()}
+    dit = {k: v.clone() for k, v in tr.dit.state_dict().items()}
+    tr.run()
+    assert tr.step == 6
+    for k, v in tr.enc.decoder.state_dict().items():
+        torch.testing.assert_close(v, dec[k], rtol=0, atol=0, msg=k)
+    changed = [k for k, v in tr.dit.state_dict().items() if not torch.equal(v, dit[k])]
+    assert changed, "stage 3 must update the DiT"
+

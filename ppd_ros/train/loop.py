@@ -1,4 +1,6 @@
-"""Two-stage training of the embedded PPD: (1) the encoder's decoder, (2) the DiT (+ decoder, jointly).
+"""Staged training of the embedded PPD: (1) the encoder's decoder, (2) the DiT (+ decoder, jointly),
+(3) optionally an edge fine-tune of the DiT alone (decoder frozen): the velocity loss plus a
+gradient-matching loss on the DiT's one-step x0 estimate, which rewards sharp, well-placed edges.
 
 Deterministic: batches, timesteps and noise derive from (seed, step) only, so a run resumed from a
 checkpoint continues exactly as an uninterrupted one. Checkpoints go to ``<out>/last.pt`` (plain
@@ -17,13 +19,13 @@ from tqdm import tqdm
 
 from ..config import preset
 from ..data.synthetic import SynthConfig
-from ..diffusion import EulerSampler
+from ..diffusion import EulerSampler, FlowMatchingSchedule
 from ..models.dit import DiT
 from ..models.small_encoder import SmallSemanticEncoder
 from .dataset import EVAL_SEED_OFFSET, frame_pool, sample_batch
 from .evaluation import frame_metrics
 from .init import dit_default_init, init_noise_passthrough
-from .losses import depth_loss, flow_matching_inputs, velocity_loss
+from .losses import depth_loss, flow_matching_inputs, gradient_loss, velocity_loss
 from .targets import normalized_log_depth
 
 
@@ -51,10 +53,13 @@ class TrainConfig:
     encoder_preset: str = "embedded_small_encoder"
     dit_init: str = "passthrough"  # "passthrough" (train/init.py), "default" (DiT's adaLN-Zero) or "none"
     init_decoder_from: str = ""  # a previous run's last.pt whose decoder starts this run ("" = none)
+    edge_steps: int = 0  # stage 3 (after the DiT stage): DiT only, with its own warm-up + cosine schedule
+    lr_edge: float = 1e-4
+    edge_weight: float = 1.0  # weight of the x0 gradient-matching loss in stage 3
 
     @property
     def total_steps(self) -> int:
-        return self.decoder_steps + self.dit_steps
+        return self.decoder_steps + self.dit_steps + self.edge_steps
 
 
 def pretrained_backbone_state() -> dict[str, torch.Tensor]:
@@ -160,8 +165,10 @@ class Trainer:
     def train_step(self, x: torch.Tensor, depth: torch.Tensor) -> dict[str, float]:
         cfg = self.cfg
         target = normalized_log_depth(depth)  # (B, 1, H, W) in [-1, 0.5]
-        sem, coarse = self.enc.features(x)
-        d_loss = depth_loss(coarse, target)
+        edge_stage = self.step >= cfg.decoder_steps + cfg.dit_steps
+        with torch.set_grad_enabled(not edge_stage):  # stage 3 freezes the decoder
+            sem, coarse = self.enc.features(x)
+            d_loss = depth_loss(coarse, target)
         if self.step < cfg.decoder_steps:
             for g in self.opt_dec.param_groups:
                 g["lr"] = cfg.lr_decoder * self.lr_scale(self.step, 0, cfg.decoder_steps)
@@ -178,6 +185,8 @@ class Trainer:
         x_t, v = flow_matching_inputs(x0, noise, t)
         pred = self.dit(torch.cat([x_t, (x - 0.5).repeat(k, 1, 1, 1)], 1), tokens, t)
         v_loss = velocity_loss(pred, v)
+        if edge_stage:
+            return self._edge_step(x_t, pred, t, x0, v_loss)
         loss = v_loss + cfg.decoder_weight * d_loss
         scale = self.lr_scale(self.step, cfg.decoder_steps, cfg.dit_steps)
         for opt, lr in ((self.opt_dit, cfg.lr_dit), (self.opt_dec, 0.3 * cfg.lr_decoder)):
@@ -189,6 +198,22 @@ class Trainer:
         self.opt_dit.step()
         self.opt_dec.step()
         return {"velocity": float(v_loss.detach()), "decoder": float(d_loss.detach())}
+
+    def _edge_step(self, x_t: torch.Tensor, pred: torch.Tensor, t: torch.Tensor, x0: torch.Tensor,
+                   v_loss: torch.Tensor) -> dict[str, float]:
+        """Stage 3: velocity loss + gradient matching of x0_hat = x_t - (t/T) v_hat against the target."""
+        cfg = self.cfg
+        a = (t.to(torch.float32) / FlowMatchingSchedule().num_train_timesteps).view(-1, 1, 1, 1)
+        e_loss = gradient_loss(x_t - a * pred.float(), x0)
+        loss = v_loss + cfg.edge_weight * e_loss
+        scale = self.lr_scale(self.step, cfg.decoder_steps + cfg.dit_steps, cfg.edge_steps)
+        for grp in self.opt_dit.param_groups:
+            grp["lr"] = cfg.lr_edge * scale
+        self.opt_dit.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.dit.parameters(), 1.0)
+        self.opt_dit.step()
+        return {"velocity": float(v_loss.detach()), "edge": float(e_loss.detach())}
 
     def run(self, until: int | None = None) -> None:
         cfg = self.cfg
