@@ -26,6 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=None, help="Euler steps (default: the model card's)")
     ap.add_argument("--write-card", action="store_true", help="store the results in the model card")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--checkpoint", default=None,
+                    help="a training run's last.pt (e.g. runs/embedded_v2/last.pt): evaluate its DiT + decoder "
+                         "instead of the shipped ones (to check that a retrain reproduces the card)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     from ppd_ros.embedded import (embedded_inference_config, load_embedded_image_pipeline, load_embedded_metric_stage,
@@ -36,6 +39,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.steps:
         cfg = replace(cfg, steps=args.steps)
     pipe = load_embedded_image_pipeline(args.model, cfg)
+    if args.checkpoint:
+        if args.write_card:
+            ap.error("--write-card records the shipped weights only; drop --checkpoint")
+        ck = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
+        pipe.dit.load_state_dict(ck["dit"])
+        pipe.encoder.decoder.load_state_dict(ck["decoder"])
     t0 = time.perf_counter()
     real = evaluate_real(pipe)
     syn = evaluate_synthetic_test(pipe, args.synthetic) if args.synthetic else None

@@ -5,6 +5,7 @@ was published or counted as dropped. Best-effort and reliable, Image and Compres
 mismatched camera_info and an uncalibrated camera."""
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 
@@ -62,20 +63,31 @@ class Collector:
             return {k: int(v) for k, v in self.diag.items() if k.startswith(("frames_", "dropped_"))}
 
 
-def run_camera(params: dict, cam_args: list[str], want_published: bool = True, bag_dir: str | None = None):
-    """Start node + camera (+ ``ppd-ros record``) processes in a private domain; return (collector,
-    sent summary, counters, node log)."""
+@contextlib.contextmanager
+def node_and_collector(node_argv: list[str]):
+    """Start the node process in a private domain and a Collector on it; yields (node, env, collector,
+    executor); stops the node and the ROS context on the way out."""
     domain = fresh_domain()
     env = dds_env(domain)
-    node = start_process(["-m", "ppd_ros.ros.depth_node", "--ros-args", *ros_args(params)], env)
-    recorder = start_process(["-m", "ppd_ros.cli.ros", "record", "--out", bag_dir], env) if bag_dir else None
+    node = start_process(node_argv, env)
     ctx = rclpy.Context()
     rclpy.init(context=ctx, domain_id=domain)
-    cam = None
     try:
         col = Collector(ctx)
         ex = SingleThreadedExecutor(context=ctx)
         ex.add_node(col.node)
+        yield node, env, col, ex
+    finally:
+        if node.poll() is None:
+            stop_process(node)
+        rclpy.shutdown(context=ctx)
+
+
+def run_camera(params: dict, cam_args: list[str], want_published: bool = True, bag_dir: str | None = None):
+    """Start node + camera (+ ``ppd-ros record``) processes in a private domain; return (collector,
+    sent summary, counters, node log)."""
+    with node_and_collector(["-m", "ppd_ros.ros.depth_node", "--ros-args", *ros_args(params)]) as (node, env, col, ex):
+        recorder = start_process(["-m", "ppd_ros.cli.ros", "record", "--out", bag_dir], env) if bag_dir else None
         with Spinner(ex):
             up = wait_for(lambda: col.node.count_subscribers("/image") + col.node.count_subscribers(
                 "/image/compressed") > 0 and (recorder is None or col.node.count_subscribers("/points") > 1)
@@ -97,10 +109,6 @@ def run_camera(params: dict, cam_args: list[str], want_published: bool = True, b
         log = stop_process(node)
         assert done, (counters, sent["sent"], {k: len(v) for k, v in col.got.items()}, log[-3000:])
         return col, sent, counters, log
-    finally:
-        if node.poll() is None:
-            stop_process(node)
-        rclpy.shutdown(context=ctx)
 
 
 def check_outputs(col: Collector, sent: dict, counters: dict) -> None:
@@ -235,32 +243,23 @@ def test_autostart_false_waits_for_lifecycle_services() -> None:
 
 def test_no_parameters_runs_the_embedded_models() -> None:
     """``depth_node`` alone, next to a camera: the embedded default models, metric depth out."""
-    domain = fresh_domain()
-    env = dds_env(domain)
-    node = start_process(["-m", "ppd_ros.ros.depth_node"], env)
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx, domain_id=domain)
-    cam = None
-    try:
-        col = Collector(ctx)
-        ex = SingleThreadedExecutor(context=ctx)
-        ex.add_node(col.node)
-        with Spinner(ex):
-            wait_for(lambda: col.node.count_subscribers("/image") > 0 or node.poll() is not None, 60)
-            assert node.poll() is None, stop_process(node)[-3000:]
-            cam = start_process(["-m", "ppd_ros.ros.camera_sim", str(REAL_FRAMES[1]), "--count", "2", "--rate", "1",
-                                 "--width", "128", "--linger", "0"], env)
-            got = wait_for(lambda: len(col.got["depth"]) >= 1 and len(col.got["status"]) >= 1
-                           or node.poll() is not None, 120)
-        ex.shutdown()
-        assert got and node.poll() is None, stop_process(node)[-3000:]
+    with node_and_collector(["-m", "ppd_ros.ros.depth_node"]) as (node, env, col, ex):
+        cam = None
+        try:
+            with Spinner(ex):
+                wait_for(lambda: col.node.count_subscribers("/image") > 0 or node.poll() is not None, 60)
+                assert node.poll() is None, stop_process(node)[-3000:]
+                cam = start_process(["-m", "ppd_ros.ros.camera_sim", str(REAL_FRAMES[1]), "--count", "2",
+                                     "--rate", "1", "--width", "128", "--linger", "0"], env)
+                got = wait_for(lambda: len(col.got["depth"]) >= 1 and len(col.got["status"]) >= 1
+                               or node.poll() is not None, 120)
+            ex.shutdown()
+            assert got and node.poll() is None, stop_process(node)[-3000:]
+        finally:
+            if cam is not None:
+                stop_process(cam)
         depth, st = col.got["depth"][0], status_to_dict(col.got["status"][0])
         assert depth.encoding == "32FC1" and (depth.width, depth.height) == (128, 96)
         assert st["model"] == "embedded:default" and st["metric"] is True
         d = image_msg_to_depth(depth)
         assert np.isfinite(d).any() and (d[np.isfinite(d)] > 0).all()
-    finally:
-        if cam is not None:
-            stop_process(cam)
-        stop_process(node)
-        rclpy.shutdown(context=ctx)
