@@ -455,3 +455,23 @@ register("embedded_ppd_dit", lambda: DiTConfig(hidden_size=384, depth=2, num_hea
 register("embedded_ppd_dit_v1", lambda: DiTConfig(hidden_size=128, depth=4, num_heads=4, mlp_ratio=2.0,
                                                    semantics_dim=128))
 register("embedded_small_encoder", lambda: SmallEncoderConfig(decoder_dim=64, semantics_dim=128))
+
+
+# --- embedded small PPVD (video), initialised from embedded_ppd_dit; see ppd_ros/train/video.py ---
+# same widths as embedded_ppd_dit so the image weights load; 128x128 stretched frames; RGTP and the
+# temporal block in the fine half (block 1 of 2)
+register("embedded_ppvd_dit_video", lambda: DiTVideoConfig(hidden_size=384, depth=2, num_heads=6, mlp_ratio=2.0,
+                                                           semantics_dim=128, input_size=128, rgtp_from=1,
+                                                           temporal_from=1, num_refs=3, ref_pool=4))
+# official window/key frames/refresh cadence at 128 px; trained on RGB, so no BGR quirk
+register("embedded_ppvd_video", lambda: VideoConfig(resolution=128, bgr_quirk=False))
+
+
+# --- embedded small MoGe-2 (metric scale + intrinsics), trained here by ppd_ros/train/moge2_small.py ---
+# DINOv2-structured ViT 96x5 (3 heads), 10x10 position table; no normal head (as moge-2-vitl). The token
+# budget (level 9 -> 48) gives a 6x8 grid at 128x96, whose heads emit exactly 96x128 (no resize, cheaper).
+EMBEDDED_MOGE2_BACKBONE = dict(DINOV2_BACKBONES["dinov2_vits14"], embed_dim=96, depth=5, num_heads=3, img_size=140)
+EMBEDDED_MOGE2 = {**{k: v for k, v in _moge2_dict(96, 64, (64, 32, 16, 8, 8), [1, 2, 3, 4], "dinov2_embedded_tiny14",
+                                                  [96, 64, 64, 1]).items() if k != "normal_head"},
+                  "num_tokens_range": [32, 48]}
+register("embedded_moge2", lambda: moge2_config_from_official(EMBEDDED_MOGE2, EMBEDDED_MOGE2_BACKBONE))

@@ -1,4 +1,4 @@
-"""The embedded default models: small PPD weights trained here and shipped in ``ppd_ros/weights/``.
+"""The embedded default models: small PPD, PPVD and MoGe-2 weights trained here, shipped in ``ppd_ros/weights/``.
 
 Public API (used by ``ppd-ros image --model``, the ROS node's default and the demo):
 
@@ -12,9 +12,12 @@ Public API (used by ``ppd-ros image --model``, the ROS node's default and the de
 * ``load_embedded_image_pipeline(name="default", cfg=None) -> PPDPipeline``: the same pipeline class
   as the official checkpoints.
 * ``load_embedded_metric_stage(name="default", cfg=None, metric_cfg=None) -> MetricStage``: the
-  metric stage (``pipelines.metric``) on a small predictor (encoder + metric head) that stands in
-  for MoGe-2: metres and, for uncalibrated cameras, a predicted focal.
-* ``load_embedded_video_pipeline(...)``: raises ``EmbeddedModelUnavailable`` (no small PPVD yet).
+  metric stage (``pipelines.metric``) on the small MoGe-2 (card ``embedded_moge2.json``, the same
+  ``MoGe2Model`` and predictor as the official checkpoint): metres and, for uncalibrated cameras, a
+  predicted focal.
+* ``load_embedded_video_pipeline(name="default", cfg=None) -> PPVDPipeline``: the small PPVD (card
+  ``embedded_ppvd.json``: DiT_Video initialised from the small PPD and fine-tuned on synthetic clips)
+  on the small PPD's frozen encoder as per-frame semantics; both stream modes.
 """
 from __future__ import annotations
 
@@ -91,20 +94,64 @@ def load_embedded_image_pipeline(name: str = "default", cfg: InferenceConfig | N
 
 
 def load_embedded_metric_stage(name: str = "default", cfg: InferenceConfig | None = None, metric_cfg=None):
-    """A ``pipelines.metric.MetricStage`` on the small metric predictor (encoder + metric head)."""
-    from .embedded_metric import SmallMetricPredictor
-    from .models.small_metric import SmallMetricHead
+    """A ``pipelines.metric.MetricStage`` on the shipped small MoGe-2 (preset ``embedded_moge2``).
+
+    The model runs through ``pipelines.moge.MoGe2Runner``, the same predictor (``infer`` + ``postprocess``:
+    focal/shift solve, mask, metric scale) as an unshared official MoGe-2; loaded strictly. The PPD
+    card may name the MoGe-2 card under ``metric_model.card`` (default ``embedded_moge2.json``).
+    """
+    from .models.moge2 import MoGe2Model
     from .pipelines.metric import MetricStage
+    from .pipelines.moge import MoGe2Runner
     card = model_card(name)
-    head_file = card.get("metric_head", {}).get("file")
-    if not head_file or not (default_model_dir() / head_file).exists():
-        raise EmbeddedModelUnavailable(f"embedded model {name!r} ships no metric head; depth stays relative")
-    enc, _ = load_embedded_models(name)
-    head = load_into(SmallMetricHead, read_state_dict(default_model_dir() / head_file), f"metric head ({head_file})")
-    return MetricStage(SmallMetricPredictor(enc, head), metric_cfg)
+    card_file = card.get("metric_model", {}).get("card", "embedded_moge2.json")
+    mpath = default_model_dir() / card_file
+    if not mpath.exists():
+        raise EmbeddedModelUnavailable(f"embedded model {name!r} ships no small MoGe-2 ({mpath}); depth stays relative")
+    mcard = json.loads(mpath.read_text())
+    wpath = default_model_dir() / mcard["file"]
+    if not wpath.exists():
+        raise EmbeddedModelUnavailable(f"small MoGe-2 weights missing: {wpath}")
+    mcfg = preset(mcard["preset"])
+    model = load_into(lambda: MoGe2Model(mcfg), read_state_dict(wpath), f"embedded MoGe-2 ({mcard['file']})")
+    level = float(mcard.get("inference", {}).get("resolution_level", 9))
+    return MetricStage(MoGe2Runner(model, resolution_level=level), metric_cfg)
 
 
 def load_embedded_video_pipeline(name: str = "default", cfg: InferenceConfig | None = None):
-    """No small PPVD is shipped yet: callers fall back to ``load_embedded_image_pipeline`` per frame."""
-    raise EmbeddedModelUnavailable("no embedded PPVD video model is shipped yet; use the image pipeline "
-                                   "(load_embedded_image_pipeline), whose push() streams frame by frame")
+    """A ``PPVDPipeline`` on the small DiT_Video + the small encoder's per-frame semantics (strict loads).
+
+    The card's ``dit`` file holds the fine-tuned tensors; the frozen rest comes from the image model's DiT
+    file (``dit_rest``), pinned with the encoder by SHA-256: after a re-export of the image model the
+    video model must be retrained (its card's ``retrain`` command), and this raises until then.
+    """
+    import hashlib
+
+    from .models.dit_video import DiT_Video
+    from .models.small_encoder import SmallSemanticEncoder
+    from .models.small_video_semantics import SmallVideoSemantics
+    from .pipelines.video import PPVDPipeline
+    stem = {"default": "embedded_ppvd", "embedded_ppvd": "embedded_ppvd"}.get(name)
+    wd = default_model_dir()
+    path = wd / f"{stem}{CARD_SUFFIX}"
+    if stem is None or not path.exists():
+        raise EmbeddedModelUnavailable(f"no embedded video model {name!r} is shipped (no {path.name})")
+    card = json.loads(path.read_text())
+    files = card["files"]
+    for f, digest in card.get("sha256", {}).items():
+        if not (wd / f).exists() or hashlib.sha256((wd / f).read_bytes()).hexdigest() != digest:
+            raise EmbeddedModelUnavailable(f"embedded video model {name!r} was fine-tuned on another {f}; "
+                                           f"retrain it: {card.get('retrain', 'python -m ppd_ros.train.video')}")
+    dit_cfg = preset(card["dit_preset"])
+    state = read_state_dict(wd / files["dit"])
+    if files.get("dit_rest"):
+        rest = read_state_dict(wd / files["dit_rest"])
+        state = {**{k: v for k, v in rest.items() if k not in state}, **state}
+    dit = load_into(lambda: DiT_Video(dit_cfg), state, f"embedded DiT_Video ({files['dit']} + {files.get('dit_rest')})")
+    enc_cfg = preset(card["encoder_preset"])
+    enc = load_into(lambda: SmallSemanticEncoder(enc_cfg), read_state_dict(wd / files["encoder"]),
+                    f"embedded encoder ({files['encoder']})")
+    if cfg is None:
+        inf = card["inference"]
+        cfg = InferenceConfig(steps=int(inf["steps"]), device="cpu", dtype=inf["dtype"], seed=int(inf["seed"]))
+    return PPVDPipeline(dit, SmallVideoSemantics(enc), cfg, preset(card["video_preset"]))

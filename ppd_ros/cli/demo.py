@@ -6,6 +6,9 @@ starts the real ``depth_node`` process and one ``camera_sim`` process per camera
 loopback (``config/fastdds_localhost.xml``, a private domain id), records the node's outputs to a
 rosbag2 bag and measures what came back. ``--offline`` (or no rclpy) runs the same pipeline
 in-process instead (no bag). Either way it writes pictures + ``summary.json`` to ``--out``.
+``--mode`` picks the node's pipeline: ``video_stream`` (default: the small PPVD, one frame in, its depth
+out), ``video_exact`` (official windows: a camera's frames come out when its 16-frame window fills or,
+offline, at the end of its stream) or ``image`` (the small PPD per frame).
 """
 from __future__ import annotations
 
@@ -63,6 +66,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--official", nargs=2, metavar=("DIT", "SEM"), default=None,
                    help="official ppd.pth and depth_anything_v2_vitl.pth instead of the embedded model")
     p.add_argument("--offline", action="store_true", help="no ROS processes: run the pipeline in-process")
+    p.add_argument("--mode", choices=("image", "video_stream", "video_exact"), default="video_stream",
+                   help="pipeline: small PPVD streaming (default), PPVD exact windows, or the small PPD per frame")
     p.add_argument("--steps", type=int, default=4, help="Euler sampling steps")
     p.add_argument("--rate", type=float, default=1.0, help="camera frame rate [Hz]")
     p.add_argument("--timeout", type=float, default=240.0, help="give up waiting for the node after [s]")
@@ -76,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     cams = demo_cameras(args.sequence)
     t0 = time.perf_counter()
+    mode_note = _check_mode(args)
     bag = None
     mode = "offline"
     if not args.offline and _ros_available():
@@ -85,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         received, frames_in, notes = run_offline(cams, args)
     from .demo_report import write_report
-    summary = write_report(cams, received, frames_in, out, bag, mode, notes)
+    summary = write_report(cams, received, frames_in, out, bag, mode, notes + mode_note)
+    summary["pipeline"] = args.mode
     summary["wall_s"] = round(time.perf_counter() - t0, 1)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     _print_summary(summary, out)
@@ -100,14 +107,34 @@ def _ros_available() -> bool:
     return True
 
 
+def _check_mode(args: argparse.Namespace) -> list[str]:
+    """Falls back to ``--mode image`` (with a note) where the video model cannot run."""
+    if args.mode == "image":
+        return []
+    if args.official:
+        args.mode = "image"
+        return ["--official gives PPD image checkpoints: mode image"]
+    from ..embedded import EmbeddedModelUnavailable, load_embedded_video_pipeline
+    try:
+        load_embedded_video_pipeline("default")  # a second or two; the node would fail to configure otherwise
+    except EmbeddedModelUnavailable as exc:
+        args.mode = "image"
+        return [f"no usable embedded video model ({exc}): mode image"]
+    return []
+
+
 def load_pipeline(args: argparse.Namespace):
     from ..config import InferenceConfig
-    from ..embedded import load_embedded_image_pipeline
+    from ..embedded import load_embedded_image_pipeline, load_embedded_video_pipeline
     from ..pipelines import PPDPipeline
     if args.official:
         return PPDPipeline.from_checkpoints(args.official[0], args.official[1],
                                             InferenceConfig(steps=args.steps, device="auto"))
-    return load_embedded_image_pipeline("default", InferenceConfig(steps=args.steps, device="cpu"))
+    cfg = InferenceConfig(steps=args.steps, device="cpu")
+    if args.mode == "image":
+        return load_embedded_image_pipeline("default", cfg)
+    from ..ros.factory import VideoStream  # the node's binding of the stream mode
+    return VideoStream(load_embedded_video_pipeline("default", cfg), "stream" if args.mode == "video_stream" else "exact")
 
 
 def run_offline(cams: list[CameraInput], args: argparse.Namespace) -> tuple[list[Received], int, list[str]]:
@@ -120,11 +147,13 @@ def run_offline(cams: list[CameraInput], args: argparse.Namespace) -> tuple[list
             frames_in += 1
             for res in pipe.push(state, rgb, stamp=i):
                 received.append(Received(cam.name, int(res.stamp), res.depth, None, cam.K, dict(res.timings_ms)))
-    return received, frames_in, ["offline mode: pipeline run in-process, no ROS node, no bag"]
+        for res in pipe.flush(state):  # exact video mode: the camera's open window
+            received.append(Received(cam.name, int(res.stamp), res.depth, None, cam.K, dict(res.timings_ms)))
+    return received, frames_in, [f"offline mode: {args.mode} pipeline run in-process, no ROS node, no bag"]
 
 
 def _print_summary(s: dict, out: Path) -> None:
-    print(f"ppd-ros demo ({s['mode']}): frames in {s['frames_in']}, out {s['frames_out']}, "
+    print(f"ppd-ros demo ({s['mode']}, {s.get('pipeline', 'image')}): frames in {s['frames_in']}, out {s['frames_out']}, "
           f"dropped {s['frames_dropped']}; wall {s['wall_s']} s")
     if s.get("latency_ms"):
         print("latency per stage [ms, median]: " + ", ".join(f"{k} {v:.0f}" for k, v in s["latency_ms"].items()))

@@ -1,13 +1,12 @@
 """``ppd-ros train``: (re)train the embedded small models on synthetic data; resumable; optional export.
 
-Stage 1-2 (``Trainer``): the encoder's decoder, then the DiT (+ decoder). Stage 3: the metric head on
-the frozen trunk (minutes; cached in ``<out>/metric_head.safetensors``). ``--export DIR`` writes the
-shipped weights and the model card.
+``Trainer``: the encoder's decoder, then the DiT (+ decoder, + edge stage). Last stage: the small MoGe-2
+(metric scale + intrinsics, ``train.moge2_small``; resumable in ``<out>/moge2_small``). ``--export DIR``
+writes the shipped weights and the model cards.
 """
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import fields
 from pathlib import Path
 
@@ -21,7 +20,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        default=getattr(defaults, f.name), help=f"(default {getattr(defaults, f.name)})")
     p.add_argument("--until", type=int, default=None, help="stop at this global step (resume later)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    p.add_argument("--metric-steps", type=int, default=3000, help="steps of the metric head (0 = skip it)")
+    # --metric-steps: the old stage-3 option, kept so existing command lines still parse
+    p.add_argument("--moge2-steps", "--metric-steps", dest="moge2_steps", type=int, default=1500,
+                   help="steps of the small MoGe-2 (0 = skip it)")
+    p.add_argument("--video-steps", type=int, default=0,
+                   help="then fine-tune the small PPVD (ppd_ros.train.video) from this run's models for N steps "
+                        "(0 = skip; out <out>/../ppvd_small)")
     p.add_argument("--export", default=None, help="after training, write the shipped weights + card to this folder")
     p.add_argument("--export-only", action="store_true", help="skip training: export the checkpoints of --out")
     p.set_defaults(func=run)
@@ -29,32 +33,42 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import torch
-    from safetensors.torch import load_file, save_file
 
-    from ..data.synthetic import SynthConfig
     from ..train.loop import TrainConfig, Trainer
-    from ..train.metric_head import train_metric_head
+    from ..train.moge2_small import CARD_FILE, PRESET, WEIGHTS_FILE, MoGe2TrainConfig, MoGe2Trainer
     torch.set_num_threads(args.threads)
     cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
     trainer = Trainer(cfg)
     if not args.export_only:
         trainer.run(args.until)
-    head_path = Path(cfg.out) / "metric_head.safetensors"
-    errs_path = Path(cfg.out) / "metric_head.json"
-    if args.metric_steps > 0 and not head_path.exists() and not args.export_only:
-        head, errs = train_metric_head(trainer.enc.backbone, cfg.seed, cfg.frames,
-                                       SynthConfig(height=cfg.height, width=cfg.width), Path(cfg.out).parent / "data",
-                                       steps=args.metric_steps)
-        save_file({k: v.contiguous() for k, v in head.state_dict().items()}, str(head_path))
-        errs_path.write_text(json.dumps(errs))
-        print("metric head:", errs)
+    mcfg = MoGe2TrainConfig(out=str(Path(cfg.out) / "moge2_small"), data=str(Path(cfg.out).parent / "data"),
+                            seed=cfg.seed, frames=cfg.frames, height=cfg.height, width=cfg.width,
+                            steps=max(args.moge2_steps, 1))
+    moge2 = MoGe2Trainer(mcfg) if args.moge2_steps > 0 else None
+    if moge2 is not None and not args.export_only and trainer.step >= cfg.total_steps:
+        # --until counts global steps: the small MoGe-2's steps follow PPD's
+        moge2.run(None if args.until is None else args.until - cfg.total_steps)
     if args.export:
         extra = {}
-        if head_path.exists():
-            extra = {"metric_head": {"file": "embedded_metric_head.safetensors", "steps": args.metric_steps,
-                                     "synthetic_heldout": json.loads(errs_path.read_text()) if errs_path.exists() else {}}}
+        if moge2 is not None and moge2.step >= mcfg.steps:
+            cmd = (f"ppd-ros train --out {cfg.out} --seed {cfg.seed} --frames {cfg.frames} "
+                   f"--moge2-steps {args.moge2_steps} --export {args.export}")
+            moge2.export(args.export, cmd)
+            extra = {"metric_model": {"card": CARD_FILE, "preset": PRESET, "file": WEIGHTS_FILE}}
         trainer.export(args.export, extra)
-        if head_path.exists():
-            save_file(load_file(str(head_path)), str(Path(args.export) / "embedded_metric_head.safetensors"))
         print(f"exported weights and model card to {args.export}")
+    if args.video_steps > 0:  # after the image export: the video card pins the image files it builds on
+        _video_stage(args, cfg, trainer)
     return 0
+
+
+def _video_stage(args: argparse.Namespace, cfg, trainer) -> None:
+    """Small PPVD fine-tuned from the image DiT/encoder just trained (self-contained: train/video.py)."""
+    from ..train.video import VideoTrainConfig, VideoTrainer
+    vcfg = VideoTrainConfig(out=str(Path(cfg.out).parent / "ppvd_small"), seed=cfg.seed, steps=args.video_steps)
+    video = VideoTrainer(vcfg, trainer.enc, trainer.dit)  # resumes <out>/../ppvd_small/last.pt
+    if not args.export_only:
+        video.run()
+    if args.export:
+        video.export(args.export)
+        print(f"exported the small PPVD to {args.export} (metrics: python bench/eval_video.py --write-card)")

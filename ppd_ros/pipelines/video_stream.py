@@ -102,15 +102,21 @@ def key_positions(video: VideoConfig) -> tuple[int, ...]:
     return tuple(out)
 
 
-def allocate_stream_state(dit: DiTVideoConfig, pi3: Pi3Config, video: VideoConfig, steps: int,
+def allocate_stream_state(dit: DiTVideoConfig, pi3: Pi3Config | None, video: VideoConfig, steps: int,
                           noise: torch.Tensor, device: torch.device | str, dtype: torch.dtype) -> VideoStreamState:
-    """Allocate every buffer at its maximum size (``device='meta'`` sizes it without memory)."""
+    """Allocate every buffer at its maximum size (``device='meta'`` sizes it without memory).
+
+    ``pi3=None``: a per-frame semantic encoder without a cross-frame cache; the π3 buffers are empty.
+    """
     if video.refresh_every > video.stride:
         raise ConfigError(f"refresh_every {video.refresh_every} must not exceed the window stride {video.stride}")
     r, s, d = video.num_refs, video.resolution, dit.hidden_size
     L = dit.fine_grid ** 2
-    g = video.resolution // pi3.semantic_stride
-    t_pi3, hd = pi3.dec_registers + g * g, pi3.dim // pi3.num_heads
+    if pi3 is None:
+        n_glob, heads, t_pi3, hd = 0, 0, 0, 0
+    else:
+        g = video.resolution // pi3.semantic_stride
+        n_glob, heads, t_pi3, hd = pi3.dec_depth // 2, pi3.num_heads, pi3.dec_registers + g * g, pi3.dim // pi3.num_heads
     n_rgtp = dit.depth - dit.rgtp_from
 
     def z(*shape: int, dt: torch.dtype = dtype) -> torch.Tensor:
@@ -123,8 +129,8 @@ def allocate_stream_state(dit: DiTVideoConfig, pi3: Pi3Config, video: VideoConfi
         ref_tokens=z(steps, n_rgtp, r * dit.ref_tokens_per_frame, d),
         ref_temporal=z(steps, dit.num_temporal, L, r, d),
         recent_temporal=z(steps, dit.num_temporal, L, video.temporal_frames, d),
-        pi3_keys=z(pi3.dec_depth // 2, pi3.num_heads, r, t_pi3, hd),
-        pi3_values=z(pi3.dec_depth // 2, pi3.num_heads, r, t_pi3, hd),
+        pi3_keys=z(n_glob, heads, r, t_pi3, hd),
+        pi3_values=z(n_glob, heads, r, t_pi3, hd),
         thumb=z(THUMB, THUMB, dt=torch.float32), ref_index=z(r, dt=torch.int64), next_index=z(r, dt=torch.int64),
         key_positions=key_positions(video), ref_stamps=[None] * r, next_stamps=[None] * r)
 
@@ -132,7 +138,9 @@ def allocate_stream_state(dit: DiTVideoConfig, pi3: Pi3Config, video: VideoConfi
 def new_stream_state(pipe: "PPVDPipeline", noise: torch.Tensor) -> VideoStreamState:
     # residual streams are float32 even under autocast; caching in the compute dtype halves memory
     dtype = torch.float32 if pipe.dtype == torch.float32 else pipe.dtype
-    return allocate_stream_state(pipe.dit.cfg, pipe.encoder.cfg, pipe.video, pipe.cfg.steps, noise,
+    # encoders without cross-frame attention (models/small_video_semantics.py) say so and get no π3 cache
+    pi3 = pipe.encoder.cfg if getattr(pipe.encoder, "cross_frame_cache", True) else None
+    return allocate_stream_state(pipe.dit.cfg, pi3, pipe.video, pipe.cfg.steps, noise,
                                  pipe.device, dtype)
 
 
@@ -177,8 +185,9 @@ def _reference_pass(pipe: "PPVDPipeline", st: VideoStreamState) -> torch.Tensor:
     r = st.num_refs
     imgs = st.ref_images[:r]
     sem, kv = pipe.encoder.forward_semantics_with_cache(imgs, None)  # the set's own exact π3
-    st.pi3_keys[:, :, :r] = kv.keys
-    st.pi3_values[:, :, :r] = kv.values
+    if kv is not None:  # None: per-frame semantics, nothing to carry
+        st.pi3_keys[:, :, :r] = kv.keys
+        st.pi3_values[:, :, :r] = kv.values
     pred, _ = pipe.sample(imgs, st.noise[:r], _RefPassContext(st, pipe.dit.cfg), semantics=sem)
     return pred[:, 0]
 
