@@ -207,11 +207,17 @@ class DiTVideoConfig(DiTConfig):
     temporal_from: int = 21  # temporal block j runs right before spatial block temporal_from + j
     num_refs: int = 3  # frames 0..num_refs-1 of a batch are the references
     ref_pool: int = 4  # average-pool kernel/stride on the fine grid for the reference tokens
+    # The official DiT_Video has no RoPE (position = the additive table). Our small PPVD keeps the image
+    # DiT's 2-D RoPE in its spatial blocks: it is initialised from a RoPE-trained image DiT and 2 CPU cores
+    # cannot re-learn positions from the table (see ppd_ros/train/video.py).
+    rope: bool = False
 
     def __post_init__(self) -> None:
-        # Not DiTConfig's checks: no RoPE here, so any head width works.
+        # Not DiTConfig's checks: without RoPE any head width works.
         if self.hidden_size % self.num_heads:
             raise ConfigError(f"hidden_size {self.hidden_size} not divisible by num_heads {self.num_heads}")
+        if self.rope and (self.hidden_size // self.num_heads) % 4:
+            raise ConfigError("2-D RoPE needs a head width divisible by 4")
         if self.depth < 2 or self.depth % 2:
             raise ConfigError(f"depth must be even and >= 2 (coarse half + fine half), got {self.depth}")
         if self.input_size % (2 * self.patch_size):
@@ -458,11 +464,11 @@ register("embedded_small_encoder", lambda: SmallEncoderConfig(decoder_dim=64, se
 
 
 # --- embedded small PPVD (video), initialised from embedded_ppd_dit; see ppd_ros/train/video.py ---
-# same widths as embedded_ppd_dit so the image weights load; 128x128 stretched frames; RGTP and the
-# temporal block in the fine half (block 1 of 2)
+# same widths as embedded_ppd_dit so the image weights load (and its RoPE); 128x128 stretched frames; RGTP
+# and the temporal block in the fine half (block 1 of 2)
 register("embedded_ppvd_dit_video", lambda: DiTVideoConfig(hidden_size=384, depth=2, num_heads=6, mlp_ratio=2.0,
                                                            semantics_dim=128, input_size=128, rgtp_from=1,
-                                                           temporal_from=1, num_refs=3, ref_pool=4))
+                                                           temporal_from=1, num_refs=3, ref_pool=4, rope=True))
 # official window/key frames/refresh cadence at 128 px; trained on RGB, so no BGR quirk
 register("embedded_ppvd_video", lambda: VideoConfig(resolution=128, bgr_quirk=False))
 

@@ -20,29 +20,48 @@ class _NoCrossFrame:
         return None
 
 
-def _random_image_dit() -> DiT:
+def _random_image_dit(use_rope: bool) -> DiT:
     torch.manual_seed(0)
-    dit = DiT(preset("embedded_ppd_dit"), use_rope=False)  # RoPE has no tensors: the same state dict
+    dit = DiT(preset("embedded_ppd_dit"), use_rope=use_rope)  # RoPE has no tensors: the same state dict
     with torch.no_grad():
         for p in dit.parameters():  # no zero gates anywhere, so every path contributes
             p.add_(0.02 * torch.randn_like(p))
     return dit
 
 
+def _inputs():
+    g = torch.Generator().manual_seed(1)
+    return torch.randn(3, 4, 128, 128, generator=g), torch.randn(3, 64, 128, generator=g), torch.tensor([750])
+
+
 @torch.no_grad()
 def test_init_from_image_dit_is_the_image_dit_without_cross_frame_terms():
-    image = _random_image_dit()
-    video = video_dit_from_image(image, preset("embedded_ppvd_dit_video"))
-    assert float(video.pos_embed[..., :NOISE_CHANNELS].abs().max()) == 0.0  # noise channels untouched
-    assert float(video.pos_embed[..., NOISE_CHANNELS:].abs().max()) > 0.5
-    g = torch.Generator().manual_seed(1)
-    x, sem = torch.randn(3, 4, 128, 128, generator=g), torch.randn(3, 64, 128, generator=g)
-    t = torch.tensor([750])
-    # temporal blocks are the identity (zero gates) for any number of frames; with the position table
-    # removed and no RGTP tokens, DiT_Video computes exactly the image DiT (without RoPE) frame by frame
-    tok = torch.randn(3, 256, 384, generator=g)
+    """The shipped preset keeps RoPE: at initialisation DiT_Video computes exactly the image DiT per frame."""
+    cfg = preset("embedded_ppvd_dit_video")
+    assert cfg.rope
+    image = _random_image_dit(use_rope=True)
+    video = video_dit_from_image(image, cfg)
+    assert float(video.pos_embed.abs().max()) == 0.0  # RoPE carries position; no table on top
+    x, sem, t = _inputs()
+    # temporal blocks are the identity (zero gates) for any number of frames
+    tok = torch.randn(3, 256, 384, generator=torch.Generator().manual_seed(2))
     c = video.embed_timestep(t, 1)
     torch.testing.assert_close(video.temporal_block(0, tok, c, _NoCrossFrame()), tok, rtol=0, atol=0)
+    torch.testing.assert_close(video(x, sem, t, _NoCrossFrame()), image(x, sem, t), rtol=1e-4, atol=1e-5)
+    # RGTP tokens are position-free keys: with references the output moves, but stays finite
+    out = video(x, sem, t)
+    assert torch.isfinite(out).all() and not torch.allclose(out, image(x, sem, t))
+
+
+@torch.no_grad()
+def test_table_variant_without_rope_matches_the_image_dit_once_the_table_is_removed():
+    from dataclasses import replace
+    cfg = replace(preset("embedded_ppvd_dit_video"), rope=False)
+    image = _random_image_dit(use_rope=False)
+    video = video_dit_from_image(image, cfg)
+    assert float(video.pos_embed[..., :NOISE_CHANNELS].abs().max()) == 0.0  # noise channels untouched
+    assert float(video.pos_embed[..., NOISE_CHANNELS:].abs().max()) > 0.5
+    x, sem, t = _inputs()
     video.pos_embed.zero_()
     torch.testing.assert_close(video(x, sem, t, _NoCrossFrame()), image(x, sem, t), rtol=1e-4, atol=1e-5)
 

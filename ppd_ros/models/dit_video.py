@@ -59,20 +59,23 @@ class DiT_Video(DiT):  # noqa: N801 - official class name
     """x (N, 4, S, S), semantics (N, (S/16)^2, sem), timestep -> velocity (N, 1, S, S); S = input_size."""
 
     def __init__(self, cfg: DiTVideoConfig) -> None:
-        super().__init__(cfg, use_rope=False)  # the video DiT has no RoPE: position = the additive table
+        # the official video DiT has no RoPE (position = the additive table); cfg.rope keeps it (small PPVD)
+        super().__init__(cfg, use_rope=cfg.rope)
         self.cfg: DiTVideoConfig = cfg
         grid = cfg.input_size // (2 * cfg.patch_size)
         # A frozen Parameter (not a buffer) because ppvd.pth stores it as ``pos_embed``.
         self.pos_embed = nn.Parameter(sincos_2d_table(cfg.hidden_size, grid), requires_grad=False)
         self.temporal_blocks = nn.ModuleList([make_dit_block(cfg, None) for _ in range(cfg.num_temporal)])
 
-    def spatial_block(self, i: int, tok: torch.Tensor, c: torch.Tensor, ctx: VideoContext) -> torch.Tensor:
-        """Spatial block i; from ``rgtp_from`` on, the context's reference tokens join as keys/values."""
+    def spatial_block(self, i: int, tok: torch.Tensor, c: torch.Tensor, ctx: VideoContext,
+                      pos: torch.Tensor | None = None) -> torch.Tensor:
+        """Spatial block i; from ``rgtp_from`` on, the context's reference tokens join as keys/values
+        (position-free keys when the block uses RoPE)."""
         blk: AdaLNBlock = self.blocks[i]
         mod = blk.modulation(c)  # (1, D) chunks, broadcast over frames (c depends on t only)
         extra = ctx.reference_tokens(i, tok) if i >= self.cfg.rgtp_from else None
         # Skipping the appended tokens' queries/MLP is exact: their outputs are discarded (spec 2.4).
-        return blk(tok, c, None, extra=extra, mod=mod)
+        return blk(tok, c, pos, extra=extra, mod=mod)
 
     def temporal_block(self, j: int, tok: torch.Tensor, c: torch.Tensor, ctx: VideoContext) -> torch.Tensor:
         """Temporal block j: each fine-grid position is a sequence over the frames (no order, no mask)."""
@@ -86,7 +89,7 @@ class DiT_Video(DiT):  # noqa: N801 - official class name
         ctx = ctx or WindowContext(self.cfg)
         if i >= self.cfg.temporal_from:
             tok = self.temporal_block(i - self.cfg.temporal_from, tok, c, ctx)
-        return self.spatial_block(i, tok, c, ctx)
+        return self.spatial_block(i, tok, c, ctx, pos)
 
     def forward(self, x: torch.Tensor, semantics: torch.Tensor, timestep: torch.Tensor,
                 context: VideoContext | None = None) -> torch.Tensor:
@@ -98,8 +101,9 @@ class DiT_Video(DiT):  # noqa: N801 - official class name
         g = s // (2 * self.cfg.patch_size)
         tok = self.x_embedder(x) + self.pos_embed  # (N, g*g, D), added once, never again
         c = self.embed_timestep(torch.as_tensor(timestep, device=x.device), 1)  # (1, D), shared by all frames
+        pos0, pos1 = self.positions(g, g, x.device) if self.rope is not None else (None, None)
         for i in range(self.cfg.depth):
-            tok = self.run_block(i, tok, c, None, ctx)
+            tok = self.run_block(i, tok, c, pos0 if i <= self.cfg.fusion_after else pos1, ctx)
             if i == self.cfg.fusion_after:
                 tok = self.fuse(tok, semantics, g, g)  # (N, 4*g*g, D)
         return self.unpatchify(self.final_layer(tok, c), 2 * g, 2 * g)  # (N, 1, S, S)

@@ -47,7 +47,7 @@ class Attention(nn.Module):
             q, k = self.rope(q, pos), self.rope(k, pos)
         if extra is not None:
             _, ek, ev = self._split(extra)
-            if self.rope is not None:
+            if self.rope is not None and extra_pos is not None:  # no positions: position-free keys
                 ek = self.rope(ek, extra_pos)
             k = torch.cat((k, ek), dim=2)
             v = torch.cat((v, ev), dim=2)

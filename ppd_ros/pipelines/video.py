@@ -7,7 +7,8 @@
 
 Both take RGB uint8 frames of any size, stretch them to ``resolution``² (the official DiT only runs at
 512x512) and return ``DepthResult``s at the input size. The result is PPVD's relative, affine-chained
-map (disparity-like per the paper: larger = nearer), not the image model's log depth.
+map: disparity-like for the official model (per the paper: larger = nearer); normalised log depth,
+like the small PPD's, for the embedded small PPVD (``embedded.load_embedded_video_pipeline``).
 """
 from __future__ import annotations
 

@@ -70,9 +70,12 @@ class VideoTrainConfig:
 
 # --- initialisation ---------------------------------------------------------------------------
 def video_pos_table(cfg: DiTVideoConfig) -> torch.Tensor:
-    """(1, g*g, D): zero on the noise channels, a 2-D sin-cos table on the others."""
+    """(1, g*g, D): zero on the noise channels, a 2-D sin-cos table on the others; all zero when the
+    spatial blocks keep the image DiT's RoPE (the table would only perturb the copied weights)."""
     g = cfg.input_size // (2 * cfg.patch_size)
     table = torch.zeros(1, g * g, cfg.hidden_size)
+    if cfg.rope:
+        return table
     free = cfg.hidden_size - NOISE_CHANNELS
     if free >= 4:
         table[..., NOISE_CHANNELS:NOISE_CHANNELS + free - free % 4] = sincos_2d_table(free - free % 4, g)
