@@ -64,8 +64,9 @@ class VideoTrainConfig:
     video_preset: str = "embedded_ppvd_video"
     init_from: str = "default"  # embedded image model whose DiT initialises and whose encoder is used
     # Only these tensors are fine-tuned and shipped; the rest are read from the image DiT's file at load
-    # (the weights folder has no room for a second full DiT, even in float16).
-    train_prefixes: str = "blocks.1.,temporal_blocks.,final_layer."
+    # (the weights folder has no room for a second full DiT, even in float16). The temporal block alone
+    # did better on held-out synthetic clips than also tuning block 1 + the final layer (README).
+    train_prefixes: str = "temporal_blocks."
 
 
 # --- initialisation ---------------------------------------------------------------------------
@@ -349,9 +350,11 @@ class VideoTrainer:
                 "files": {"dit": "embedded_ppvd_dit.safetensors", **shared},
                 "sha256": {f: file_sha256(wd / f) for f in shared.values()},
                 "init_from": f"embedded image model {cfg.init_from!r} (embedded_ppd.json): image DiT tensors copied, "
-                             "temporal block identity (zeroed adaLN), sin-cos table on channels 256..383; "
-                             f"fine-tuned: {cfg.train_prefixes} (shipped here), the rest frozen and read from "
-                             "dit_rest",
+                             "temporal block identity (zeroed adaLN), "
+                             + ("RoPE kept, zero position table; " if self.dit.cfg.rope else
+                                "sin-cos table on the channels after the noise pass-through; ")
+                             + f"fine-tuned: {cfg.train_prefixes} (shipped here), the rest frozen and read from "
+                               "dit_rest",
                 "train_config": asdict(cfg), "trained_steps": self.step, "seed": cfg.seed,
                 "data": f"{cfg.sequences} procedural moving-camera clips x {cfg.seq_len} frames (ppd_ros.data.synthetic."
                         f"make_sequence, seeds {TRAIN_SEED_BASE}+{cfg.seed}*1000003+i), {cfg.width}x{cfg.height} "
