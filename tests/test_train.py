@@ -59,3 +59,16 @@ def test_edge_stage_trains_the_dit_and_freezes_the_decoder(tmp_path):
     changed = [k for k, v in tr.dit.state_dict().items() if not torch.equal(v, dit[k])]
     assert changed, "stage 3 must update the DiT"
 
+
+
+def test_frame_pool_cache_returns_what_was_built(tmp_path):
+    import numpy as np
+
+    from ppd_ros.data.synthetic import SynthConfig
+    from ppd_ros.train.dataset import frame_pool
+    cfg = SynthConfig(height=24, width=32)
+    built = frame_pool(3, 2, cfg, tmp_path)
+    assert len(list(tmp_path.glob("*.npz"))) == 1
+    cached, uncached = frame_pool(3, 2, cfg, tmp_path), frame_pool(3, 2, cfg)
+    for a, b, c in zip(built, cached, uncached):
+        assert np.array_equal(a, b) and np.array_equal(a, c)

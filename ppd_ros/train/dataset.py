@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -12,26 +13,35 @@ from ..data.synthetic import SynthConfig, make_frame
 EVAL_SEED_OFFSET = 10_000_000  # held-out frames come from a disjoint seed range
 
 
-def frame_pool(seed: int, n: int, cfg: SynthConfig, cache_dir: str | Path | None = None,
-               desc: str = "synthetic frames") -> tuple[np.ndarray, np.ndarray]:
-    """(N, H, W, 3) uint8 RGB and (N, H, W) float32 depth (+inf sky) for seeds seed*n_max + i; cached as .npz."""
-    path = None
-    if cache_dir is not None:
-        path = Path(cache_dir) / f"synth_s{seed}_n{n}_{cfg.height}x{cfg.width}.npz"
-        if path.exists():
-            z = np.load(path)
-            return z["rgb"], z["depth"]
-    rgb = np.empty((n, cfg.height, cfg.width, 3), np.uint8)
-    depth = np.empty((n, cfg.height, cfg.width), np.float32)
-    for i in tqdm(range(n), desc=desc, leave=False, mininterval=5):
-        f = make_frame(seed * 1_000_003 + i, cfg)
-        rgb[i], depth[i] = f.rgb, f.depth
+def cached_rgb_depth(path: Path | None, build: Callable[[], tuple[np.ndarray, np.ndarray]]
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """``build()`` once, then from ``path`` (.npz, written atomically); ``path=None``: no cache."""
+    if path is not None and path.exists():
+        z = np.load(path)
+        return z["rgb"], z["depth"]
+    rgb, depth = build()
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp.npz")
         np.savez(tmp, rgb=rgb, depth=depth)
         tmp.replace(path)
     return rgb, depth
+
+
+def frame_pool(seed: int, n: int, cfg: SynthConfig, cache_dir: str | Path | None = None,
+               desc: str = "synthetic frames") -> tuple[np.ndarray, np.ndarray]:
+    """(N, H, W, 3) uint8 RGB and (N, H, W) float32 depth (+inf sky) for seeds seed*n_max + i; cached as .npz."""
+    path = Path(cache_dir) / f"synth_s{seed}_n{n}_{cfg.height}x{cfg.width}.npz" if cache_dir is not None else None
+
+    def build() -> tuple[np.ndarray, np.ndarray]:
+        rgb = np.empty((n, cfg.height, cfg.width, 3), np.uint8)
+        depth = np.empty((n, cfg.height, cfg.width), np.float32)
+        for i in tqdm(range(n), desc=desc, leave=False, mininterval=5):
+            f = make_frame(seed * 1_000_003 + i, cfg)
+            rgb[i], depth[i] = f.rgb, f.depth
+        return rgb, depth
+
+    return cached_rgb_depth(path, build)
 
 
 def sample_batch(rgb: np.ndarray, depth: np.ndarray, batch: int, seed: int, step: int,

@@ -37,6 +37,7 @@ from ..models.dit import DiT
 from ..models.dit_video import DiT_Video, WindowContext, pool_tokens
 from ..models.small_encoder import SmallSemanticEncoder
 from ..nn import sincos_2d_table
+from .dataset import cached_rgb_depth
 from .losses import flow_matching_inputs, velocity_loss
 from .targets import normalized_log_depth
 
@@ -113,20 +114,16 @@ def sequence_pool(base: int, n: int, length: int, syn: SynthConfig, cache_dir: s
                   ) -> tuple[np.ndarray, np.ndarray]:
     """(n, L, H, W, 3) uint8 RGB and (n, L, H, W) float32 depth (+inf sky) of clips base+0..n-1; cached."""
     path = Path(cache_dir) / f"clips_b{base}_n{n}_l{length}_{syn.height}x{syn.width}.npz" if cache_dir else None
-    if path is not None and path.exists():
-        z = np.load(path)
-        return z["rgb"], z["depth"]
-    rgb = np.empty((n, length, syn.height, syn.width, 3), np.uint8)
-    depth = np.empty((n, length, syn.height, syn.width), np.float32)
-    for i in tqdm(range(n), desc="synthetic clips", leave=False, mininterval=5):
-        for j, f in enumerate(make_sequence(base + i, length, syn)):
-            rgb[i, j], depth[i, j] = f.rgb, f.depth
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, rgb=rgb, depth=depth)
-        tmp.replace(path)
-    return rgb, depth
+
+    def build() -> tuple[np.ndarray, np.ndarray]:
+        rgb = np.empty((n, length, syn.height, syn.width, 3), np.uint8)
+        depth = np.empty((n, length, syn.height, syn.width), np.float32)
+        for i in tqdm(range(n), desc="synthetic clips", leave=False, mininterval=5):
+            for j, f in enumerate(make_sequence(base + i, length, syn)):
+                rgb[i, j], depth[i, j] = f.rgb, f.depth
+        return rgb, depth
+
+    return cached_rgb_depth(path, build)
 
 
 def stretch_rgb(rgb: np.ndarray, size: int) -> torch.Tensor:
