@@ -23,6 +23,7 @@ def test_short_demo_run(tmp_path: Path):
     assert s["frames_dropped"] == s["frames_in"] - s["frames_out"]
     for name, m in s["real_frames"].items():
         assert set(m) >= {"model_absrel", "constant_absrel", "plane_absrel"}, name
+        assert m["model_absrel"] < m["constant_absrel"], (name, m)  # the small PPVD beats the trivial baseline
     for p in s["pictures"]:
         img = cv2.imread(p)
         assert img is not None and img.std() > 5, p  # real content, not a blank canvas
