@@ -72,3 +72,18 @@ def test_frame_pool_cache_returns_what_was_built(tmp_path):
     cached, uncached = frame_pool(3, 2, cfg, tmp_path), frame_pool(3, 2, cfg)
     for a, b, c in zip(built, cached, uncached):
         assert np.array_equal(a, b) and np.array_equal(a, c)
+
+
+def test_side_loss_is_zero_on_either_side_of_an_edge_and_positive_in_between():
+    from ppd_ros.train.losses import side_loss
+    target = torch.zeros(1, 1, 8, 8)
+    target[..., 4:] = 1.0  # a step edge between columns 3 and 4
+    w = torch.ones(1, 1, 1, 1)
+    assert float(side_loss(target, target, w)) == 0.0
+    shifted = torch.zeros(1, 1, 8, 8)
+    shifted[..., 3:] = 1.0  # edge moved by one pixel: every band pixel still holds a side's value
+    assert float(side_loss(shifted, target, w)) == 0.0
+    blurred = target.clone()
+    blurred[..., 3:5] = 0.5  # flying pixels
+    assert float(side_loss(blurred, target, w)) > 0.2
+    assert float(side_loss(blurred, target, torch.zeros(1, 1, 1, 1))) == 0.0

@@ -25,7 +25,7 @@ from ..models.small_encoder import SmallSemanticEncoder
 from .dataset import EVAL_SEED_OFFSET, frame_pool, sample_batch
 from .evaluation import frame_metrics
 from .init import dit_default_init, init_noise_passthrough
-from .losses import depth_loss, flow_matching_inputs, gradient_loss, velocity_loss
+from .losses import depth_loss, flow_matching_inputs, gradient_loss, side_loss, velocity_loss
 from .targets import normalized_log_depth
 
 
@@ -56,6 +56,7 @@ class TrainConfig:
     edge_steps: int = 0  # stage 3 (after the DiT stage): DiT only, with its own warm-up + cosine schedule
     lr_edge: float = 1e-4
     edge_weight: float = 1.0  # weight of the x0 gradient-matching loss in stage 3
+    side_weight: float = 0.0  # stage 3: pull x0 at target edges to the nearer side (no in-between values)
 
     @property
     def total_steps(self) -> int:
@@ -204,8 +205,14 @@ class Trainer:
         """Stage 3: velocity loss + gradient matching of x0_hat = x_t - (t/T) v_hat against the target."""
         cfg = self.cfg
         a = (t.to(torch.float32) / FlowMatchingSchedule().num_train_timesteps).view(-1, 1, 1, 1)
-        e_loss = gradient_loss(x_t - a * pred.float(), x0)
+        x0_hat = x_t - a * pred.float()
+        e_loss = gradient_loss(x0_hat, x0)
         loss = v_loss + cfg.edge_weight * e_loss
+        out = {}
+        if cfg.side_weight > 0:
+            s_loss = side_loss(x0_hat, x0, 1 - a)
+            loss = loss + cfg.side_weight * s_loss
+            out["side"] = float(s_loss.detach())
         scale = self.lr_scale(self.step, cfg.decoder_steps + cfg.dit_steps, cfg.edge_steps)
         for grp in self.opt_dit.param_groups:
             grp["lr"] = cfg.lr_edge * scale
@@ -213,7 +220,7 @@ class Trainer:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.dit.parameters(), 1.0)
         self.opt_dit.step()
-        return {"velocity": float(v_loss.detach()), "edge": float(e_loss.detach())}
+        return {"velocity": float(v_loss.detach()), "edge": float(e_loss.detach()), **out}
 
     def run(self, until: int | None = None) -> None:
         cfg = self.cfg

@@ -32,3 +32,14 @@ def gradient_loss(pred: torch.Tensor, target: torch.Tensor, scales: int = 3) -> 
 def depth_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Decoder loss on the normalised log-depth target: L1 + 0.5 * gradient matching."""
     return (pred - target).abs().mean() + 0.5 * gradient_loss(pred, target)
+
+
+def side_loss(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, jump: float = 0.05) -> torch.Tensor:
+    """Flying-pixel penalty: where the target's 3x3 window spans a jump > ``jump``, the distance of the
+    prediction to the *nearer* side (window min or max); 0 for a prediction on either side. ``weight``
+    (B, 1, 1, 1) per sample (e.g. 1 - t/T: the x0 estimate is only sharp at low noise)."""
+    hi = F.max_pool2d(target, 3, 1, 1)
+    lo = -F.max_pool2d(-target, 3, 1, 1)
+    band = (hi - lo > jump).float()
+    dist = torch.minimum((pred - lo).abs(), (pred - hi).abs())
+    return (weight * band * dist).sum() / band.sum().clamp_min(1.0)
