@@ -44,6 +44,21 @@ def frame_pool(seed: int, n: int, cfg: SynthConfig, cache_dir: str | Path | None
     return cached_rgb_depth(path, build)
 
 
+def flip_and_jitter(rng: np.random.Generator, x: torch.Tensor, d: torch.Tensor
+            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Horizontal flips (of x and d, along the last axis) and colour jitter drawn from ``rng``; also
+    returns the (B,) flip mask so callers can mirror what goes with the images (e.g. cx)."""
+    batch = x.shape[0]
+    flip = torch.from_numpy(rng.random(batch) < 0.5)
+    x[flip], d[flip] = x[flip].flip(-1), d[flip].flip(-1)
+    gain = torch.from_numpy(rng.uniform(0.75, 1.25, (batch, 3, 1, 1))).float()
+    gamma = torch.from_numpy(rng.uniform(0.8, 1.25, (batch, 1, 1, 1))).float()
+    x = (x * gain).clamp(0, 1) ** gamma
+    grey = torch.from_numpy(rng.random(batch) < 0.1)
+    x[grey] = x[grey].mean(1, keepdim=True).expand(-1, 3, -1, -1)
+    return x, d, flip
+
+
 def sample_batch(rgb: np.ndarray, depth: np.ndarray, batch: int, seed: int, step: int,
                  augment: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Batch ``step`` of a run: (B, 3, H, W) float RGB in [0, 1] and (B, 1, H, W) depth; flips and colour jitter."""
@@ -52,11 +67,5 @@ def sample_batch(rgb: np.ndarray, depth: np.ndarray, batch: int, seed: int, step
     x = torch.from_numpy(rgb[idx]).permute(0, 3, 1, 2).float() / 255
     d = torch.from_numpy(depth[idx])[:, None].clone()
     if augment:
-        flip = torch.from_numpy(rng.random(batch) < 0.5)
-        x[flip], d[flip] = x[flip].flip(-1), d[flip].flip(-1)
-        gain = torch.from_numpy(rng.uniform(0.75, 1.25, (batch, 3, 1, 1))).float()
-        gamma = torch.from_numpy(rng.uniform(0.8, 1.25, (batch, 1, 1, 1))).float()
-        x = (x * gain).clamp(0, 1) ** gamma
-        grey = torch.from_numpy(rng.random(batch) < 0.1)
-        x[grey] = x[grey].mean(1, keepdim=True).expand(-1, 3, -1, -1)
+        x, d, _ = flip_and_jitter(rng, x, d)
     return x.contiguous(), d

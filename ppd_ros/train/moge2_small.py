@@ -32,7 +32,7 @@ from tqdm import tqdm
 from ..config import preset
 from ..data.synthetic import SynthConfig, intrinsics
 from ..models.moge2 import MoGe2Model, MoGe2Output
-from .dataset import EVAL_SEED_OFFSET, frame_pool
+from .dataset import EVAL_SEED_OFFSET, flip_and_jitter, frame_pool
 
 PRESET = "embedded_moge2"
 WEIGHTS_FILE = "embedded_moge2.safetensors"
@@ -97,14 +97,8 @@ def sample_batch(rgb: np.ndarray, depth: np.ndarray, K: np.ndarray, batch: int, 
     d = torch.from_numpy(depth[idx]).clone()
     k = torch.from_numpy(K[idx]).clone()
     if augment:
-        flip = torch.from_numpy(rng.random(batch) < 0.5)
-        x[flip], d[flip] = x[flip].flip(-1), d[flip].flip(-1)
+        x, d, flip = flip_and_jitter(rng, x, d)
         k[flip, 0, 2] = rgb.shape[2] - k[flip, 0, 2]  # mirrored principal point (the targets centre it anyway)
-        gain = torch.from_numpy(rng.uniform(0.75, 1.25, (batch, 3, 1, 1))).float()
-        gamma = torch.from_numpy(rng.uniform(0.8, 1.25, (batch, 1, 1, 1))).float()
-        x = (x * gain).clamp(0, 1) ** gamma
-        grey = torch.from_numpy(rng.random(batch) < 0.1)
-        x[grey] = x[grey].mean(1, keepdim=True).expand(-1, 3, -1, -1)
     return x.contiguous(), d, k
 
 
@@ -237,7 +231,7 @@ class MoGe2Trainer:
         self.history: list[dict] = []
         ckpt = self.out / "last.pt"
         if ckpt.exists():
-            st = torch.load(ckpt, map_location="cpu", weights_only=False)
+            st = torch.load(ckpt, map_location="cpu", weights_only=True)
             self.model.load_state_dict(st["model"])
             self.opt.load_state_dict(st["opt"])
             self.sched.load_state_dict(st["sched"])
