@@ -88,6 +88,12 @@ def build_models(cfg: TrainConfig) -> tuple[SmallSemanticEncoder, DiT]:
     return enc, dit
 
 
+def warmup_cosine(k: int, length: int, warmup: int) -> float:
+    """Learning-rate factor at step ``k`` of a stage: linear warm-up, then cosine decay to 10 % at ``length``."""
+    warm = min(1.0, (k + 1) / warmup)
+    return float(warm * (0.1 + 0.45 * (1 + np.cos(np.pi * min(k / max(length, 1), 1.0)))))
+
+
 def _gen(cfg: TrainConfig, step: int) -> torch.Generator:
     return torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
 
@@ -159,9 +165,7 @@ class Trainer:
     # --- one step ---------------------------------------------------------------------------
     def lr_scale(self, step: int, start: int, length: int) -> float:
         """Linear warm-up over 50 steps then cosine decay to 10 %."""
-        k = step - start
-        warm = min(1.0, (k + 1) / 50)
-        return float(warm * (0.1 + 0.45 * (1 + np.cos(np.pi * min(k / max(length, 1), 1.0)))))
+        return warmup_cosine(step - start, length, 50)
 
     def train_step(self, x: torch.Tensor, depth: torch.Tensor) -> dict[str, float]:
         cfg = self.cfg

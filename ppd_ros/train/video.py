@@ -38,6 +38,7 @@ from ..models.dit_video import DiT_Video, WindowContext, pool_tokens
 from ..models.small_encoder import SmallSemanticEncoder
 from ..nn import sincos_2d_table
 from .dataset import cached_rgb_depth
+from .loop import warmup_cosine
 from .losses import flow_matching_inputs, velocity_loss
 from .targets import normalized_log_depth
 
@@ -224,9 +225,8 @@ class VideoTrainer:
         self.enc = enc.eval().requires_grad_(False)
         self.dcfg: DiTVideoConfig = preset(cfg.dit_preset)
         self.dit = video_dit_from_image(image_dit, self.dcfg, cfg.seed)
-        prefixes = tuple(p for p in cfg.train_prefixes.split(",") if p)
         for name, p in self.dit.named_parameters():
-            p.requires_grad_(name != "pos_embed" and name.startswith(prefixes))  # pos_embed stays fixed
+            p.requires_grad_(name != "pos_embed" and name.startswith(self.prefixes))  # pos_embed stays fixed
         self.params = [p for p in self.dit.parameters() if p.requires_grad]
         self.opt = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=0.0)
         self.step = 0
@@ -262,8 +262,7 @@ class VideoTrainer:
 
     def lr_scale(self, step: int) -> float:
         """Linear warm-up over 30 steps then cosine decay to 10 %."""
-        warm = min(1.0, (step + 1) / 30)
-        return float(warm * (0.1 + 0.45 * (1 + np.cos(np.pi * min(step / max(self.cfg.steps, 1), 1.0)))))
+        return warmup_cosine(step, self.cfg.steps, 30)
 
     def batch(self, step: int) -> tuple[str, int, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Step ``step``'s window: (kind, references, images (N,3,s,s), semantics (N,T,S), target (N,1,s,s))."""
@@ -322,9 +321,13 @@ class VideoTrainer:
         bar.close()
         self.dit.eval()
 
+    @property
+    def prefixes(self) -> tuple[str, ...]:
+        """The state-dict prefixes that are fine-tuned and shipped (``cfg.train_prefixes``, comma-separated)."""
+        return tuple(p for p in self.cfg.train_prefixes.split(",") if p)
+
     def shipped_keys(self) -> list[str]:
-        prefixes = tuple(p for p in self.cfg.train_prefixes.split(",") if p)
-        return [k for k in self.dit.state_dict() if k == "pos_embed" or k.startswith(prefixes)]
+        return [k for k in self.dit.state_dict() if k == "pos_embed" or k.startswith(self.prefixes)]
 
     def export(self, weights_dir: str | Path, metrics: dict | None = None, wall_s: float | None = None) -> dict:
         """Write ``embedded_ppvd_dit.safetensors`` (the fine-tuned tensors, float16) and ``embedded_ppvd.json``.
