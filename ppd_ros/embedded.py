@@ -118,6 +118,28 @@ def load_embedded_metric_stage(name: str = "default", cfg: InferenceConfig | Non
     return MetricStage(MoGe2Runner(model, resolution_level=level), metric_cfg)
 
 
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file (the video card pins the image files it was fine-tuned on)."""
+    import hashlib
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def video_model_card(name: str = "default") -> dict:
+    """The small PPVD's card, after checking that the image files it builds on are the ones it was
+    fine-tuned on (SHA-256); raises ``EmbeddedModelUnavailable`` otherwise. Loads no model."""
+    stem = {"default": "embedded_ppvd", "embedded_ppvd": "embedded_ppvd"}.get(name)
+    wd = default_model_dir()
+    path = wd / f"{stem}{CARD_SUFFIX}"
+    if stem is None or not path.exists():
+        raise EmbeddedModelUnavailable(f"no embedded video model {name!r} is shipped (no {path.name})")
+    card = json.loads(path.read_text())
+    for f, digest in card.get("sha256", {}).items():
+        if not (wd / f).exists() or file_sha256(wd / f) != digest:
+            raise EmbeddedModelUnavailable(f"embedded video model {name!r} was fine-tuned on another {f}; "
+                                           f"retrain it: {card.get('retrain', 'python -m ppd_ros.train.video')}")
+    return card
+
+
 def load_embedded_video_pipeline(name: str = "default", cfg: InferenceConfig | None = None):
     """A ``PPVDPipeline`` on the small DiT_Video + the small encoder's per-frame semantics (strict loads).
 
@@ -125,23 +147,13 @@ def load_embedded_video_pipeline(name: str = "default", cfg: InferenceConfig | N
     file (``dit_rest``), pinned with the encoder by SHA-256: after a re-export of the image model the
     video model must be retrained (its card's ``retrain`` command), and this raises until then.
     """
-    import hashlib
-
     from .models.dit_video import DiT_Video
     from .models.small_encoder import SmallSemanticEncoder
     from .models.small_video_semantics import SmallVideoSemantics
     from .pipelines.video import PPVDPipeline
-    stem = {"default": "embedded_ppvd", "embedded_ppvd": "embedded_ppvd"}.get(name)
+    card = video_model_card(name)
     wd = default_model_dir()
-    path = wd / f"{stem}{CARD_SUFFIX}"
-    if stem is None or not path.exists():
-        raise EmbeddedModelUnavailable(f"no embedded video model {name!r} is shipped (no {path.name})")
-    card = json.loads(path.read_text())
     files = card["files"]
-    for f, digest in card.get("sha256", {}).items():
-        if not (wd / f).exists() or hashlib.sha256((wd / f).read_bytes()).hexdigest() != digest:
-            raise EmbeddedModelUnavailable(f"embedded video model {name!r} was fine-tuned on another {f}; "
-                                           f"retrain it: {card.get('retrain', 'python -m ppd_ros.train.video')}")
     dit_cfg = preset(card["dit_preset"])
     state = read_state_dict(wd / files["dit"])
     if files.get("dit_rest"):

@@ -37,6 +37,7 @@ from ..models.dit import DiT
 from ..models.dit_video import DiT_Video, WindowContext, pool_tokens
 from ..models.small_encoder import SmallSemanticEncoder
 from ..nn import sincos_2d_table
+from ..embedded import file_sha256
 from .dataset import cached_rgb_depth
 from .loop import warmup_cosine
 from .losses import flow_matching_inputs, velocity_loss
@@ -370,11 +371,6 @@ class VideoTrainer:
             card["train_wall_s"] = old["train_wall_s"]
         card_path.write_text(json.dumps(card, indent=2) + "\n")
         return card
-
-
-def file_sha256(path: str | Path) -> str:
-    import hashlib
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def train_video(cfg: VideoTrainConfig, enc: SmallSemanticEncoder | None = None, image_dit: DiT | None = None,
