@@ -29,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--checkpoint", default=None,
                     help="a training run's last.pt (e.g. runs/embedded_v2/last.pt): evaluate its DiT + decoder "
                          "instead of the shipped ones (to check that a retrain reproduces the card)")
+    ap.add_argument("--dit-preset", default=None, help="with --checkpoint: the run's DiT preset (default: the card's)")
+    ap.add_argument("--encoder-preset", default=None, help="with --checkpoint: the run's encoder preset (default: the card's)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     from ppd_ros.embedded import (embedded_inference_config, load_embedded_image_pipeline, load_embedded_metric_stage,
@@ -42,9 +44,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.checkpoint:
         if args.write_card:
             ap.error("--write-card records the shipped weights only; drop --checkpoint")
+        from ppd_ros.config import preset
+        from ppd_ros.models.dit import DiT
+        from ppd_ros.models.small_encoder import SmallSemanticEncoder
+        from ppd_ros.pipelines.image import PPDPipeline
         ck = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
-        pipe.dit.load_state_dict(ck["dit"])
-        pipe.encoder.decoder.load_state_dict(ck["decoder"])
+        dit = DiT(preset(args.dit_preset)) if args.dit_preset else pipe.dit
+        enc = pipe.encoder
+        if args.encoder_preset:  # same tensors, another semantic grid: keep the shipped frozen backbone
+            enc = SmallSemanticEncoder(preset(args.encoder_preset))
+            enc.load_state_dict(pipe.encoder.state_dict())
+        dit.load_state_dict(ck["dit"])
+        enc.decoder.load_state_dict(ck["decoder"])
+        pipe = PPDPipeline(dit, enc, cfg)
     t0 = time.perf_counter()
     real = evaluate_real(pipe)
     syn = evaluate_synthetic_test(pipe, args.synthetic) if args.synthetic else None

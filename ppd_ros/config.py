@@ -448,8 +448,11 @@ class SmallEncoderConfig:
 
     decoder_dim: int = 64
     semantics_dim: int = 128
+    semantic_stride: int = 16  # the DiT's coarse patch (2 * its patch_size): one semantic token per coarse token
 
     def __post_init__(self) -> None:
+        if self.semantic_stride not in (8, 16):
+            raise ConfigError(f"semantic_stride must be 8 or 16 (FPN levels), got {self.semantic_stride}")
         if self.semantics_dim <= 16:  # 16 channels carry the coarse depth patch
             raise ConfigError(f"semantics_dim must exceed 16, got {self.semantics_dim}")
 
@@ -461,6 +464,13 @@ register("embedded_ppd_dit", lambda: DiTConfig(hidden_size=384, depth=2, num_hea
 register("embedded_ppd_dit_v1", lambda: DiTConfig(hidden_size=128, depth=4, num_heads=4, mlp_ratio=2.0,
                                                    semantics_dim=128))
 register("embedded_small_encoder", lambda: SmallEncoderConfig(decoder_dim=64, semantics_dim=128))
+# finer cascade: 8-px coarse / 4-px fine tokens (12x16 / 24x32 at 128x96) against the 16-px blocks of the above;
+# narrower, so a training step costs about the same; the encoder emits its semantics on the 8-px grid
+register("embedded_ppd_dit_p4", lambda: DiTConfig(hidden_size=192, depth=2, num_heads=6, patch_size=4, mlp_ratio=2.0,
+                                                   semantics_dim=128))
+register("embedded_ppd_dit_p4d4", lambda: DiTConfig(hidden_size=192, depth=4, num_heads=6, patch_size=4, mlp_ratio=2.0,
+                                                     semantics_dim=128))
+register("embedded_small_encoder_s8", lambda: SmallEncoderConfig(decoder_dim=64, semantics_dim=128, semantic_stride=8))
 
 
 # --- embedded small PPVD (video), initialised from embedded_ppd_dit; see ppd_ros/train/video.py ---
@@ -469,6 +479,13 @@ register("embedded_small_encoder", lambda: SmallEncoderConfig(decoder_dim=64, se
 register("embedded_ppvd_dit_video", lambda: DiTVideoConfig(hidden_size=384, depth=2, num_heads=6, mlp_ratio=2.0,
                                                            semantics_dim=128, input_size=128, rgtp_from=1,
                                                            temporal_from=1, num_refs=3, ref_pool=4, rope=True))
+# the same on the finer cascade of embedded_ppd_dit_p4 / _p4d4 (one temporal block, before the last spatial block)
+register("embedded_ppvd_dit_video_p4", lambda: DiTVideoConfig(hidden_size=192, depth=2, num_heads=6, patch_size=4,
+                                                              mlp_ratio=2.0, semantics_dim=128, input_size=128, rgtp_from=1,
+                                                              temporal_from=1, num_refs=3, ref_pool=4, rope=True))
+register("embedded_ppvd_dit_video_p4d4", lambda: DiTVideoConfig(hidden_size=192, depth=4, num_heads=6, patch_size=4,
+                                                                mlp_ratio=2.0, semantics_dim=128, input_size=128, rgtp_from=2,
+                                                                temporal_from=3, num_refs=3, ref_pool=4, rope=True))
 # official window/key frames/refresh cadence at 128 px; trained on RGB, so no BGR quirk
 register("embedded_ppvd_video", lambda: VideoConfig(resolution=128, bgr_quirk=False))
 

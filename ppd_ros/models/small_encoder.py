@@ -1,6 +1,7 @@
 """Small semantic encoder for the embedded PPD: frozen EfficientNet-Lite0 + a trained FPN-style decoder.
 
-``forward_semantics(image)`` gives the DiT its semantic tokens on the 16-px grid: decoder features
+``forward_semantics(image)`` gives the DiT its semantic tokens on its coarse-token grid (16 or 8 px,
+``SmallEncoderConfig.semantic_stride``): decoder features
 (``semantics_dim - 16`` channels) concatenated with the decoder's coarse depth resampled to a 4x4
 patch per token (16 values), so the DiT is prompted with both semantics and a coarse depth guess.
 ``forward_depth`` is the decoder-only depth (the ablation the DiT has to beat on edges).
@@ -93,10 +94,11 @@ class ConvGN(nn.Sequential):
 
 
 class SmallDecoder(nn.Module):
-    """Top-down FPN over the four trunk maps: semantics at stride 16, coarse depth at stride 4."""
+    """Top-down FPN over the four trunk maps: semantics at stride 16 (or 8), coarse depth at stride 4."""
 
     def __init__(self, cfg: SmallEncoderConfig) -> None:
         super().__init__()
+        self.semantic_level = {16: 2, 8: 1}[cfg.semantic_stride]
         d = cfg.decoder_dim
         self.lateral = nn.ModuleList([nn.Conv2d(c, d, 1) for c in FEATURE_CHANNELS])
         self.smooth = nn.ModuleList([ConvGN(d, d) for _ in FEATURE_CHANNELS])
@@ -112,7 +114,8 @@ class SmallDecoder(nn.Module):
             x = F.interpolate(x, size=feats[i].shape[-2:], mode="bilinear", align_corners=False)
             x = self.smooth[i](x + self.lateral[i](feats[i]))
             outs[i] = x
-        return self.sem_head(outs[2]), self.depth_head(outs[0])  # (B, S-16, h/16, w/16), (B, 1, h/4, w/4)
+        # (B, S-16, h/s, w/s) at the semantic stride s, (B, 1, h/4, w/4)
+        return self.sem_head(outs[self.semantic_level]), self.depth_head(outs[0])
 
 
 class SmallSemanticEncoder(nn.Module):
@@ -125,7 +128,7 @@ class SmallSemanticEncoder(nn.Module):
         self.decoder = SmallDecoder(cfg)
 
     def features(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, 3, H, W) in [0, 1], H, W multiples of 16 -> (semantic map (B, S-16, H/16, W/16), depth (B, 1, H, W))."""
+        """(B, 3, H, W) in [0, 1], H, W multiples of 16 -> (semantic map (B, S-16, H/s, W/s), depth (B, 1, H, W))."""
         with torch.no_grad():
             feats = self.backbone(image)
         sem, depth = self.decoder(feats)
@@ -145,7 +148,7 @@ class SmallSemanticEncoder(nn.Module):
         return torch.cat([sem, DEPTH_GAIN * patch], 1).flatten(2).transpose(1, 2)  # (B, gh*gw, S)
 
     def forward_semantics(self, image: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) in [0, 1] -> (B, (H/16)*(W/16), semantics_dim), the DiT's prompt."""
+        """(B, 3, H, W) in [0, 1] -> (B, (H/s)*(W/s), semantics_dim), the DiT's prompt (s: the semantic stride)."""
         return self.tokens(*self.features(image))
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:

@@ -24,7 +24,7 @@ class SmallVideoSemantics(nn.Module):
         self.cfg = encoder.cfg
 
     def forward_semantics(self, imgs: torch.Tensor) -> torch.Tensor:
-        """(N, 3, s, s) in [0, 1] -> (N, (s/16)^2, semantics_dim), each frame on its own."""
+        """(N, 3, s, s) in [0, 1] -> (N, (s/stride)^2, semantics_dim) on the encoder's semantic grid, each frame on its own."""
         return self.encoder.forward_semantics(imgs)
 
     def forward_semantics_with_cache(self, imgs: torch.Tensor, past: object = None) -> tuple[torch.Tensor, None]:

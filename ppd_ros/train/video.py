@@ -21,6 +21,7 @@ Run: ``python -m ppd_ros.train.video --out runs/ppvd_small --steps N`` (one CPU 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass
@@ -65,6 +66,7 @@ class VideoTrainConfig:
     ckpt_every: int = 25
     dit_preset: str = "embedded_ppvd_dit_video"
     video_preset: str = "embedded_ppvd_video"
+    encoder_preset: str = "embedded_small_encoder"  # the image model's (recorded in the card for the loader)
     init_from: str = "default"  # embedded image model whose DiT initialises and whose encoder is used
     # Only these tensors are fine-tuned and shipped; the rest are read from the image DiT's file at load
     # (the weights folder has no room for a second full DiT, even in float16). The temporal block alone
@@ -137,6 +139,15 @@ def stretch_rgb(rgb: np.ndarray, size: int) -> torch.Tensor:
 def stretch_depth(depth: np.ndarray, size: int) -> torch.Tensor:
     """(N, H, W) metres -> (N, 1, s, s), nearest (keeps sky and edges unmixed)."""
     return F.interpolate(torch.from_numpy(np.ascontiguousarray(depth))[:, None], size=(size, size), mode="nearest")
+
+
+def state_digest(module: torch.nn.Module) -> str:
+    """Short SHA-256 of a module's tensors: cached semantics are reused only for the very same encoder."""
+    h = hashlib.sha256()
+    for k, v in sorted(module.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:12]
 
 
 @torch.no_grad()
@@ -258,7 +269,7 @@ class VideoTrainer:
         base = TRAIN_SEED_BASE + cfg.seed * 1_000_003
         rgb, depth = sequence_pool(base, cfg.sequences, cfg.seq_len, syn, data_dir)
         sem = semantics_pool(self.enc, rgb, self.dcfg.input_size,
-                             data_dir / f"clip_semantics_b{base}_n{cfg.sequences}_l{cfg.seq_len}_{cfg.init_from}.pt")
+                             data_dir / f"clip_semantics_b{base}_n{cfg.sequences}_l{cfg.seq_len}_{state_digest(self.enc)}.pt")
         self.data = (rgb, depth, sem)
 
     def lr_scale(self, step: int) -> float:
@@ -347,7 +358,7 @@ class VideoTrainer:
         cfg = self.cfg
         shared = {"dit_rest": "embedded_ppd_dit.safetensors", "encoder": "embedded_ppd_encoder.safetensors"}
         card = {"name": "embedded_ppvd", "kind": "PPVD (DiT_Video + per-frame small semantics), demonstration model",
-                "dit_preset": cfg.dit_preset, "video_preset": cfg.video_preset, "encoder_preset": "embedded_small_encoder",
+                "dit_preset": cfg.dit_preset, "video_preset": cfg.video_preset, "encoder_preset": cfg.encoder_preset,
                 "files": {"dit": "embedded_ppvd_dit.safetensors", **shared},
                 "sha256": {f: file_sha256(wd / f) for f in shared.values()},
                 "init_from": f"embedded image model {cfg.init_from!r} (embedded_ppd.json): image DiT tensors copied, "
