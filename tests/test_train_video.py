@@ -1,12 +1,16 @@
 """Small PPVD training code: the image-DiT initialisation, and that a few steps lower the loss."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
+import pytest
 import torch
 
 from ppd_ros.config import preset
 from ppd_ros.models.dit import DiT
-from ppd_ros.train.video import (NOISE_CHANNELS, VideoTrainConfig, VideoTrainer, video_dit_from_image, window_indices,
+from ppd_ros.embedded import file_sha256
+from ppd_ros.train.video import (NOISE_CHANNELS, VIDEO_PRESET_FOR, VideoTrainConfig, VideoTrainer, video_dit_from_image, window_indices,
                                  window_target)
 
 
@@ -20,31 +24,33 @@ class _NoCrossFrame:
         return None
 
 
-def _random_image_dit(use_rope: bool) -> DiT:
+def _random_image_dit(use_rope: bool, name: str = "embedded_ppd_dit") -> DiT:
     torch.manual_seed(0)
-    dit = DiT(preset("embedded_ppd_dit"), use_rope=use_rope)  # RoPE has no tensors: the same state dict
+    dit = DiT(preset(name), use_rope=use_rope)  # RoPE has no tensors: the same state dict
     with torch.no_grad():
         for p in dit.parameters():  # no zero gates anywhere, so every path contributes
             p.add_(0.02 * torch.randn_like(p))
     return dit
 
 
-def _inputs():
+def _inputs(patch: int = 8):
     g = torch.Generator().manual_seed(1)
-    return torch.randn(3, 4, 128, 128, generator=g), torch.randn(3, 64, 128, generator=g), torch.tensor([750])
+    coarse = (128 // (2 * patch)) ** 2
+    return torch.randn(3, 4, 128, 128, generator=g), torch.randn(3, coarse, 128, generator=g), torch.tensor([750])
 
 
 @torch.no_grad()
-def test_init_from_image_dit_is_the_image_dit_without_cross_frame_terms():
-    """The shipped preset keeps RoPE: at initialisation DiT_Video computes exactly the image DiT per frame."""
-    cfg = preset("embedded_ppvd_dit_video")
+@pytest.mark.parametrize("image_preset,video_preset", sorted(VIDEO_PRESET_FOR.items()))
+def test_init_from_image_dit_is_the_image_dit_without_cross_frame_terms(image_preset, video_preset):
+    """The small presets keep RoPE: at initialisation DiT_Video computes exactly the image DiT per frame."""
+    cfg = preset(video_preset)
     assert cfg.rope
-    image = _random_image_dit(use_rope=True)
+    image = _random_image_dit(use_rope=True, name=image_preset)
     video = video_dit_from_image(image, cfg)
     assert float(video.pos_embed.abs().max()) == 0.0  # RoPE carries position; no table on top
-    x, sem, t = _inputs()
+    x, sem, t = _inputs(cfg.patch_size)
     # temporal blocks are the identity (zero gates) for any number of frames
-    tok = torch.randn(3, 256, 384, generator=torch.Generator().manual_seed(2))
+    tok = torch.randn(3, (128 // cfg.patch_size) ** 2, cfg.hidden_size, generator=torch.Generator().manual_seed(2))
     c = video.embed_timestep(t, 1)
     torch.testing.assert_close(video.temporal_block(0, tok, c, _NoCrossFrame()), tok, rtol=0, atol=0)
     torch.testing.assert_close(video(x, sem, t, _NoCrossFrame()), image(x, sem, t), rtol=1e-4, atol=1e-5)
@@ -94,3 +100,21 @@ def test_a_few_steps_lower_the_loss_on_a_fixed_window(tmp_path):
             last = float(loss.detach())
         assert kind == ("window" if step == 0 else "stream")
         assert last < first, (kind, first, last)
+
+
+def test_export_pins_the_image_files_and_points_the_image_card_at_it(tmp_path):
+    torch.set_num_threads(1)
+    tr = VideoTrainer(VideoTrainConfig(out=str(tmp_path / "run"), sequences=1, seq_len=8))
+    wd = tmp_path / "weights"
+    wd.mkdir()
+    for f in ("embedded_ppd_dit.safetensors", "embedded_ppd_encoder.safetensors"):
+        (wd / f).write_bytes(f.encode())  # stand-ins: only their hashes matter here
+    (wd / "embedded_ppd.json").write_text(json.dumps({"name": "default"}))
+    card = tr.export(wd)
+    assert card["sha256"] == {f: file_sha256(wd / f) for f in ("embedded_ppd_dit.safetensors",
+                                                              "embedded_ppd_encoder.safetensors")}
+    assert card["encoder_preset"] == tr.cfg.encoder_preset and card["dit_preset"] == tr.cfg.dit_preset
+    image_card = json.loads((wd / "embedded_ppd.json").read_text())
+    assert image_card["name"] == "default"
+    assert image_card["video_model"]["card"] == "embedded_ppvd.json"
+    assert image_card["video_model"]["preset"] == tr.cfg.dit_preset

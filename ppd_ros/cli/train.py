@@ -64,8 +64,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _video_stage(args: argparse.Namespace, cfg, trainer) -> None:
     """Small PPVD fine-tuned from the image DiT/encoder just trained (self-contained: train/video.py)."""
-    from ..train.video import VideoTrainConfig, VideoTrainer
-    vcfg = VideoTrainConfig(out=str(Path(cfg.out).parent / "ppvd_small"), seed=cfg.seed, steps=args.video_steps)
+    from ..train.video import VIDEO_PRESET_FOR, VideoTrainConfig, VideoTrainer
+    vcfg = VideoTrainConfig(out=str(Path(cfg.out).parent / "ppvd_small"), seed=cfg.seed, steps=args.video_steps,
+                            dit_preset=VIDEO_PRESET_FOR[cfg.dit_preset], encoder_preset=cfg.encoder_preset)
     video = VideoTrainer(vcfg, trainer.enc, trainer.dit)  # resumes <out>/../ppvd_small/last.pt
     if not args.export_only:
         video.run()

@@ -46,6 +46,9 @@ from .targets import normalized_log_depth
 
 TRAIN_SEED_BASE = 20_000_000  # clip seeds: disjoint from the image frames and from HELDOUT_SEED_BASE
 HELDOUT_SEED_BASE = 30_000_000  # bench/eval_video.py and the card's metrics
+# the DiT_Video preset that matches each image DiT preset (same widths, so the image weights load)
+VIDEO_PRESET_FOR = {"embedded_ppd_dit": "embedded_ppvd_dit_video", "embedded_ppd_dit_p4": "embedded_ppvd_dit_video_p4",
+                    "embedded_ppd_dit_p4d4": "embedded_ppvd_dit_video_p4d4"}
 NOISE_CHANNELS = 256  # coarse-token channels that carry the 16x16 noise patch (train/init.py)
 
 
@@ -381,6 +384,16 @@ class VideoTrainer:
         elif "train_wall_s" in old:
             card["train_wall_s"] = old["train_wall_s"]
         card_path.write_text(json.dumps(card, indent=2) + "\n")
+        image_card = wd / "embedded_ppd.json"
+        if image_card.exists():  # point the image model's card at the video model built on it
+            ic = json.loads(image_card.read_text())
+            ic["video_model"] = {
+                "card": card_path.name, "preset": cfg.dit_preset, "file": "embedded_ppvd_dit.safetensors",
+                "note": "small PPVD (DiT_Video) initialised from this model's DiT and fine-tuned on synthetic clips; "
+                        "it reuses this model's embedded_ppd_dit.safetensors (frozen tensors) and encoder, pinned by "
+                        "SHA-256 in embedded_ppvd.json: after re-exporting this model, retrain it (ppd-ros train ... "
+                        f"--video-steps {cfg.steps} --export {weights_dir})"}
+            image_card.write_text(json.dumps(ic, indent=2) + "\n")
         return card
 
 
