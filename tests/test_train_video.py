@@ -10,8 +10,8 @@ import torch
 from ppd_ros.config import preset
 from ppd_ros.models.dit import DiT
 from ppd_ros.embedded import file_sha256
-from ppd_ros.train.video import (NOISE_CHANNELS, VIDEO_PRESET_FOR, VideoTrainConfig, VideoTrainer, video_dit_from_image, window_indices,
-                                 window_target)
+from ppd_ros.train.video import (NOISE_CHANNELS, VIDEO_PRESET_FOR, VideoTrainConfig, VideoTrainer,
+                                 video_dit_from_image, window_indices, window_target)
 
 
 class _NoCrossFrame:
