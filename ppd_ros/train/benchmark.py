@@ -1,8 +1,9 @@
 """Honest evaluation of the embedded PPD against trivial baselines and the decoder-only ablation.
 
 Rows: ``model`` (PPDPipeline: encoder + DiT + Euler sampler), ``decoder`` (the encoder's own coarse
-depth, no DiT), ``constant`` and ``plane`` (log-depth plane fitted to the GT: an oracle with 3
-parameters). Every row goes through the same per-image alignment (``evaluation.align_log_depth``).
+depth, no DiT), ``constant``, ``plane`` (log-depth plane fitted to the GT: an oracle with 3
+parameters) and ``gt_working`` (the GT itself at the model's working size, resized back like the model
+output: the best a model at that size can score). Every row goes through the same per-image alignment (``evaluation.align_log_depth``).
 Used by ``bench/eval_real.py``, ``ppd-ros evaluate`` and ``tests/test_embedded.py``.
 """
 from __future__ import annotations
@@ -17,9 +18,9 @@ from ..data.real import RealFrame, load_real_frames
 from ..data.synthetic import SynthConfig
 from ..preprocess import resize_depth
 from .dataset import EVAL_SEED_OFFSET, frame_pool
-from .evaluation import constant_prediction, frame_metrics, plane_prediction
+from .evaluation import constant_prediction, frame_metrics, plane_prediction, working_resolution_gt
 
-ROWS = ("model", "decoder", "constant", "plane")
+ROWS = ("model", "decoder", "constant", "plane", "gt_working")
 TEST_SEED = 2 * EVAL_SEED_OFFSET + 7  # synthetic test frames: disjoint from training and monitoring seeds
 
 
@@ -27,6 +28,7 @@ TEST_SEED = 2 * EVAL_SEED_OFFSET + 7  # synthetic test frames: disjoint from tra
 class Prediction:
     model: np.ndarray  # (H, W) normalised log depth from the full pipeline
     decoder: np.ndarray  # (H, W) decoder-only log depth
+    working_size: tuple[int, int]  # (h, w) the pipeline ran at
 
 
 def predict(pipe, rgb: np.ndarray) -> Prediction:
@@ -36,13 +38,13 @@ def predict(pipe, rgb: np.ndarray) -> Prediction:
     with torch.inference_mode():
         dec = pipe.encoder.forward_depth(image.to(pipe.device))
     dec_full = resize_depth(dec.float().cpu(), rgb.shape[:2])[0, 0].numpy()
-    return Prediction(model=res.depth, decoder=dec_full)
+    return Prediction(model=res.depth, decoder=dec_full, working_size=tuple(image.shape[-2:]))
 
 
 def evaluate_frame(pipe, rgb: np.ndarray, gt: np.ndarray) -> dict[str, dict[str, float]]:
     p = predict(pipe, rgb)
     preds = {"model": p.model, "decoder": p.decoder, "constant": constant_prediction(gt),
-             "plane": plane_prediction(gt)}
+             "plane": plane_prediction(gt), "gt_working": working_resolution_gt(gt, p.working_size)}
     return {row: frame_metrics(preds[row], gt) for row in ROWS}
 
 
