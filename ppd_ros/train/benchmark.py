@@ -3,7 +3,8 @@
 Rows: ``model`` (PPDPipeline: encoder + DiT + Euler sampler), ``decoder`` (the encoder's own coarse
 depth, no DiT), ``constant``, ``plane`` (log-depth plane fitted to the GT: an oracle with 3
 parameters) and ``gt_working`` (the GT itself at the model's working size, resized back like the model
-output: the best a model at that size can score). Every row goes through the same per-image alignment (``evaluation.align_log_depth``).
+output: the best a model at that size can score). Every row goes through the same per-image
+alignment (``evaluation.align_log_depth``).
 Used by ``bench/eval_real.py``, ``ppd-ros evaluate`` and ``tests/test_embedded.py``.
 """
 from __future__ import annotations
