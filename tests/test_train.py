@@ -87,3 +87,26 @@ def test_side_loss_is_zero_on_either_side_of_an_edge_and_positive_in_between():
     blurred[..., 3:5] = 0.5  # flying pixels
     assert float(side_loss(blurred, target, w)) > 0.2
     assert float(side_loss(blurred, target, torch.zeros(1, 1, 1, 1))) == 0.0
+
+
+def test_export_writes_loadable_files_keeps_the_metric_model_and_drops_the_stale_video_entry(tmp_path):
+    import json
+
+    from safetensors.torch import load_file
+
+    from ppd_ros.config import preset
+    from ppd_ros.models.dit import DiT
+    from ppd_ros.models.small_encoder import SmallSemanticEncoder
+    torch.set_num_threads(1)
+    tr = Trainer(_cfg(tmp_path))
+    wd = tmp_path / "weights"
+    wd.mkdir()
+    (wd / "embedded_ppd.json").write_text(json.dumps({"metric_model": {"card": "embedded_moge2.json"},
+                                                      "video_model": {"card": "embedded_ppvd.json"}}))
+    tr.export(wd)
+    card = json.loads((wd / "embedded_ppd.json").read_text())
+    assert card["metric_model"] == {"card": "embedded_moge2.json"} and "video_model" not in card
+    dit = DiT(preset(card["dit_preset"]))
+    dit.load_state_dict({k: v.float() for k, v in load_file(str(wd / card["files"]["dit"])).items()}, strict=True)
+    SmallSemanticEncoder(preset(card["encoder_preset"])).load_state_dict(
+        load_file(str(wd / card["files"]["encoder"])), strict=True)

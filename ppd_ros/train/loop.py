@@ -49,8 +49,8 @@ class TrainConfig:
     ckpt_every: int = 50
     eval_frames: int = 48
     eval_steps: int = 4
-    dit_preset: str = "embedded_ppd_dit"
-    encoder_preset: str = "embedded_small_encoder"
+    dit_preset: str = "embedded_ppd_dit_p4d4"
+    encoder_preset: str = "embedded_small_encoder_s8"
     dit_init: str = "passthrough"  # "passthrough" (train/init.py), "default" (DiT's adaLN-Zero) or "none"
     init_decoder_from: str = ""  # a previous run's last.pt whose decoder starts this run ("" = none)
     edge_steps: int = 0  # stage 3 (after the DiT stage): DiT only, with its own warm-up + cosine schedule
@@ -273,5 +273,10 @@ class Trainer:
                             "(Apache-2.0), frozen, baked into the encoder file",
                 "licence": "Apache-2.0 (weights trained here; backbone weights Apache-2.0)",
                 **(card_extra or {})}
-        (wd / "embedded_ppd.json").write_text(json.dumps(card, indent=2) + "\n")
+        card_path = wd / "embedded_ppd.json"
+        old = json.loads(card_path.read_text()) if card_path.exists() else {}
+        if "metric_model" in old and "metric_model" not in card:  # the small MoGe-2 does not depend on these weights
+            card["metric_model"] = old["metric_model"]
+        # no "video_model": the small PPVD pins the files just replaced; its own export adds it back
+        card_path.write_text(json.dumps(card, indent=2) + "\n")
         return card

@@ -67,9 +67,9 @@ class VideoTrainConfig:
     new_frames: int = 5  # frames after the references in a training window
     stream_every: int = 3  # every k-th step uses the streaming structure (0 = never)
     ckpt_every: int = 25
-    dit_preset: str = "embedded_ppvd_dit_video"
+    dit_preset: str = "embedded_ppvd_dit_video_p4d4"
     video_preset: str = "embedded_ppvd_video"
-    encoder_preset: str = "embedded_small_encoder"  # the image model's (recorded in the card for the loader)
+    encoder_preset: str = "embedded_small_encoder_s8"  # the image model's (recorded in the card for the loader)
     init_from: str = "default"  # embedded image model whose DiT initialises and whose encoder is used
     # Only these tensors are fine-tuned and shipped; the rest are read from the image DiT's file at load
     # (the weights folder has no room for a second full DiT, even in float16). The temporal block alone
