@@ -38,7 +38,12 @@ def test_card_and_files(card):
 
 
 def test_loads_strictly_with_the_small_semantics(video):
-    assert video.dit.cfg == preset("embedded_ppvd_dit_video") and video.video == preset("embedded_ppvd_video")
+    from ppd_ros.embedded import model_card, video_model_card
+    from ppd_ros.train.video import VIDEO_PRESET_FOR
+    card = video_model_card()
+    assert card["dit_preset"] == VIDEO_PRESET_FOR[model_card()["dit_preset"]]  # built on the shipped image DiT
+    assert card["encoder_preset"] == model_card()["encoder_preset"]
+    assert video.dit.cfg == preset(card["dit_preset"]) and video.video == preset("embedded_ppvd_video")
     assert not video.video.bgr_quirk and not video.encoder.cross_frame_cache
     st = video.new_stream("stream")
     assert st.pi3_keys.numel() == 0 and st.pi3_values.numel() == 0  # no π3 cache for per-frame semantics
