@@ -10,7 +10,7 @@ import torch
 from ppd_ros.config import preset
 from ppd_ros.models.dit import DiT
 from ppd_ros.embedded import file_sha256
-from ppd_ros.train.video import (NOISE_CHANNELS, VIDEO_PRESET_FOR, VideoTrainConfig, VideoTrainer,
+from ppd_ros.train.video import (VIDEO_PRESET_FOR, VideoTrainConfig, VideoTrainer, noise_channels,
                                  video_dit_from_image, window_indices, window_target)
 
 
@@ -65,8 +65,9 @@ def test_table_variant_without_rope_matches_the_image_dit_once_the_table_is_remo
     cfg = replace(preset("embedded_ppvd_dit_video"), rope=False)
     image = _random_image_dit(use_rope=False)
     video = video_dit_from_image(image, cfg)
-    assert float(video.pos_embed[..., :NOISE_CHANNELS].abs().max()) == 0.0  # noise channels untouched
-    assert float(video.pos_embed[..., NOISE_CHANNELS:].abs().max()) > 0.5
+    assert noise_channels(cfg) == 256  # the 16x16 coarse noise patch of this preset
+    assert float(video.pos_embed[..., :256].abs().max()) == 0.0  # noise channels untouched
+    assert float(video.pos_embed[..., 256:].abs().max()) > 0.5
     x, sem, t = _inputs()
     video.pos_embed.zero_()
     torch.testing.assert_close(video(x, sem, t, _NoCrossFrame()), image(x, sem, t), rtol=1e-4, atol=1e-5)

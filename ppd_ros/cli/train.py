@@ -7,17 +7,14 @@ writes the shipped weights and the model cards.
 from __future__ import annotations
 
 import argparse
-from dataclasses import fields
 from pathlib import Path
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from ..train.loop import TrainConfig
+    from ..train.options import add_config_options
     p = sub.add_parser("train", help="train the embedded small models on synthetic data (CPU, hours; resumable)")
-    defaults = TrainConfig()
-    for f in fields(TrainConfig):
-        p.add_argument(f"--{f.name.replace('_', '-')}", type=type(getattr(defaults, f.name)),
-                       default=getattr(defaults, f.name), help=f"(default {getattr(defaults, f.name)})")
+    add_config_options(p, TrainConfig)
     p.add_argument("--until", type=int, default=None, help="stop at this global step (resume later)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     # --metric-steps: the old stage-3 option, kept so existing command lines still parse
@@ -36,8 +33,9 @@ def run(args: argparse.Namespace) -> int:
 
     from ..train.loop import TrainConfig, Trainer
     from ..train.moge2_small import CARD_FILE, PRESET, WEIGHTS_FILE, MoGe2TrainConfig, MoGe2Trainer
+    from ..train.options import config_from_args
     torch.set_num_threads(args.threads)
-    cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+    cfg = config_from_args(TrainConfig, args)
     trainer = Trainer(cfg)
     if not args.export_only:
         trainer.run(args.until)

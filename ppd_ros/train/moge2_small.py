@@ -33,6 +33,7 @@ from ..config import preset
 from ..data.synthetic import SynthConfig, intrinsics
 from ..models.moge2 import MoGe2Model, MoGe2Output
 from .dataset import EVAL_SEED_OFFSET, flip_and_jitter, frame_pool
+from .options import add_config_options, config_from_args
 
 PRESET = "embedded_moge2"
 WEIGHTS_FILE = "embedded_moge2.safetensors"
@@ -323,9 +324,7 @@ class MoGe2Trainer:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="train the embedded small MoGe-2 (CPU, resumable)")
-    defaults = MoGe2TrainConfig()
-    for k, v in asdict(defaults).items():
-        ap.add_argument(f"--{k.replace('_', '-')}", type=type(v), default=v, help=f"(default {v})")
+    add_config_options(ap, MoGe2TrainConfig)
     ap.add_argument("--until", type=int, default=None, help="stop at this step (resume later)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--export", default=None, help="write the weights + model card to this folder after training")
@@ -340,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"synthetic_heldout": evaluate(model, rgb, depth, frame_intrinsics(TEST_SEED, 32, sc)),
                           "real_moge2_alone": evaluate_real_frames(model)}))
         return 0
-    cfg = MoGe2TrainConfig(**{k: getattr(args, k) for k in asdict(defaults)})
+    cfg = config_from_args(MoGe2TrainConfig, args)
     trainer = MoGe2Trainer(cfg, log=tqdm.write)
     trainer.run(args.until)
     if args.export and trainer.step >= cfg.steps:

@@ -2,10 +2,12 @@
 
 Initialisation (as the PPVD paper does from PPD): every image-DiT tensor (patch embedding, timestep MLP,
 spatial blocks, fusion MLP, final layer) is copied; the temporal blocks are new and start as the
-identity (adaLN-Zero: zeroed modulation, so both residual gates are 0); RoPE is replaced by the fixed
-additive sin-cos table. The small image DiT carries the noise through channels 0..255 of its coarse
-tokens (``train/init.py``), so the table lives on the remaining channels only (a full-width table
-on the noise channels triples the error at step 0); it is a frozen tensor stored in the checkpoint.
+identity (adaLN-Zero: zeroed modulation, so both residual gates are 0). The shipped presets keep the
+image DiT's RoPE (``DiTVideoConfig.rope``) and a zero position table. Without RoPE (the official
+layout) the fixed additive sin-cos table takes its place; the small image DiT carries the noise
+through the first (2 * patch_size)^2 channels of its coarse tokens (``train/init.py``), so the table
+lives on the remaining channels only (a full-width table on the noise channels triples the error at
+step 0); it is a frozen tensor stored in the checkpoint.
 
 Fine-tuning: moving-camera clips (``data.synthetic.make_sequence``) rendered at 128x96 and stretched
 to 128x128 like ``PPVDPipeline.prepare``; the small encoder is frozen, so its semantics are computed
@@ -38,10 +40,11 @@ from ..models.dit import DiT
 from ..models.dit_video import DiT_Video, WindowContext, pool_tokens
 from ..models.small_encoder import SmallSemanticEncoder
 from ..nn import sincos_2d_table
-from ..embedded import file_sha256
+from ..embedded import file_sha256, load_embedded_models
 from .dataset import cached_rgb_depth
 from .loop import warmup_cosine
 from .losses import flow_matching_inputs, velocity_loss
+from .options import add_config_options, config_from_args
 from .targets import normalized_log_depth
 
 TRAIN_SEED_BASE = 20_000_000  # clip seeds: disjoint from the image frames and from HELDOUT_SEED_BASE
@@ -49,7 +52,11 @@ HELDOUT_SEED_BASE = 30_000_000  # bench/eval_video.py and the card's metrics
 # the DiT_Video preset that matches each image DiT preset (same widths, so the image weights load)
 VIDEO_PRESET_FOR = {"embedded_ppd_dit": "embedded_ppvd_dit_video", "embedded_ppd_dit_p4": "embedded_ppvd_dit_video_p4",
                     "embedded_ppd_dit_p4d4": "embedded_ppvd_dit_video_p4d4"}
-NOISE_CHANNELS = 256  # coarse-token channels that carry the 16x16 noise patch (train/init.py)
+
+
+def noise_channels(cfg: DiTVideoConfig) -> int:
+    """Coarse-token channels that carry the noise patch of the pass-through init (train/init.py)."""
+    return (2 * cfg.patch_size) ** 2
 
 
 @dataclass(frozen=True)
@@ -85,9 +92,10 @@ def video_pos_table(cfg: DiTVideoConfig) -> torch.Tensor:
     table = torch.zeros(1, g * g, cfg.hidden_size)
     if cfg.rope:
         return table
-    free = cfg.hidden_size - NOISE_CHANNELS
+    noise = noise_channels(cfg)
+    free = cfg.hidden_size - noise
     if free >= 4:
-        table[..., NOISE_CHANNELS:NOISE_CHANNELS + free - free % 4] = sincos_2d_table(free - free % 4, g)
+        table[..., noise:noise + free - free % 4] = sincos_2d_table(free - free % 4, g)
     return table
 
 
@@ -223,11 +231,6 @@ class _StreamFrame:
 
 
 # --- trainer ----------------------------------------------------------------------------------
-def load_image_models(name: str = "default") -> tuple[SmallSemanticEncoder, DiT]:
-    from ..embedded import load_embedded_models
-    return load_embedded_models(name)
-
-
 class VideoTrainer:
     """Owns the DiT_Video, its optimiser and the step counter; ``run()`` trains to ``cfg.steps`` with resume."""
 
@@ -236,7 +239,7 @@ class VideoTrainer:
         self.out = Path(cfg.out)
         self.out.mkdir(parents=True, exist_ok=True)
         if enc is None or image_dit is None:
-            enc, image_dit = load_image_models(cfg.init_from)
+            enc, image_dit = load_embedded_models(cfg.init_from)
         self.enc = enc.eval().requires_grad_(False)
         self.dcfg: DiTVideoConfig = preset(cfg.dit_preset)
         self.dit = video_dit_from_image(image_dit, self.dcfg, cfg.seed)
@@ -407,15 +410,13 @@ def train_video(cfg: VideoTrainConfig, enc: SmallSemanticEncoder | None = None, 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    defaults = VideoTrainConfig()
-    for name, value in asdict(defaults).items():
-        p.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
+    add_config_options(p, VideoTrainConfig)
     p.add_argument("--until", type=int, default=None, help="stop at this step (resume later)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--export", default=None, help="write the shipped weights + card to this folder afterwards")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    cfg = VideoTrainConfig(**{k: getattr(args, k) for k in asdict(defaults)})
+    cfg = config_from_args(VideoTrainConfig, args)
     t0 = time.perf_counter()
     trainer = train_video(cfg, until=args.until)
     wall = time.perf_counter() - t0
