@@ -3,7 +3,9 @@
 
 Recording subscribes with ``raw=True`` and stores the CDR bytes as they came over the wire, stamped
 with the receive time (what ``ros2 bag record`` does). Replay publishes ``image``,
-``image/compressed`` and ``camera_info`` messages of a bag at their recorded pace.
+``image/compressed`` and ``camera_info`` messages of a bag at their recorded pace, with their recorded
+stamps (the depth node's default stale rule compares stamps with each other, not with its clock, so
+a bag recorded long ago needs neither /clock nor ``--restamp``).
 """
 from __future__ import annotations
 
