@@ -76,6 +76,15 @@ def parse_variant(name: str, run_dtype: torch.dtype) -> Variant:
     return Variant(name, sp, dtype, mode)
 
 
+def override(cfg, spec: str):
+    """``cfg`` with ``name=value`` fields replaced (ints/floats parsed), e.g. a reduced official DiT."""
+    if not spec:
+        return cfg
+    from dataclasses import replace
+    kv = dict(item.split("=", 1) for item in spec.split(","))
+    return replace(cfg, **{k: type(getattr(cfg, k))(v) for k, v in kv.items()})
+
+
 def default_variants(device: torch.device, args: argparse.Namespace) -> list[str]:
     names = ["ref", "default", "rope", "fmod", "ln", "math"]
     if device.type == "cuda":
@@ -106,12 +115,13 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     ap.add_argument("--variants", default="", help="comma-separated variant names (default: a standard set)")
     ap.add_argument("--reference", default="ref", help="variant every ratio and difference is taken against")
     ap.add_argument("--optimised", default="default", help="variant whose ratio to the reference is the headline")
+    ap.add_argument("--dit", default="", help="override preset fields, e.g. hidden_size=384,depth=24,num_heads=6")
     ap.add_argument("--profile", default="", help="folder/prefix for torch.profiler tables (PREFIX_<variant>.txt)")
     ap.add_argument("--profile-variants", default="", help="variants to profile (default: the optimised one)")
     args = ap.parse_args(argv)
     env = common.setup(args)
     dev = env.device
-    cfg = preset(args.preset)
+    cfg = override(preset(args.preset), args.dit)
     h, w, b = args.height, args.width, args.batch
     base = common.build_random(lambda: DiT(cfg), dev, args.seed)
     g = torch.Generator(device=dev).manual_seed(args.seed + 1)
@@ -155,7 +165,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
             row["rel_l2_vs_ref"] = ((outs[v.name] - ref).norm() / ref.norm()).item()
         rows[v.name] = row
     print_table(rows, args, env, flops)
-    record = {"bench": "dit_step", "preset": args.preset, "height": h, "width": w, "batch": b,
+    record = {"bench": "dit_step", "preset": args.preset, "dit_override": args.dit, "height": h, "width": w, "batch": b,
               "dtype": str(env.dtype), "flops_per_step": flops, "variants": rows, "reference": args.reference,
               "optimised": args.optimised, "ratio_opt_vs_ref": rows[args.optimised].get("speedup_vs_ref"),
               "peak_rss_mb": round(common.peak_rss_mb(), 1), **env.info}
@@ -172,7 +182,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
 
 
 def print_table(rows: dict[str, dict], args: argparse.Namespace, env: common.Env, flops: int) -> None:
-    print(f"DiT step {args.preset} {args.height}x{args.width} batch {args.batch} on {env.info['device_name']} "
+    arch = args.preset + (f"({args.dit})" if args.dit else "")
+    print(f"DiT step {arch} {args.height}x{args.width} batch {args.batch} on {env.info['device_name']} "
           f"({env.info['threads']} threads, load {env.info['load_avg_1m']}); {flops / 1e9:.2f} GFLOP per step "
           f"(counted); median of {args.repeat} interleaved runs after {args.warmup} warm-up; "
           f"reference = {args.reference!r} (official procedure)")

@@ -101,3 +101,33 @@ def evaluate_metric(pipe, stage, frames: list[RealFrame] | None = None) -> dict[
                        "scale_ratio": float(np.median(depth[valid] / f.depth[valid])),
                        "focal_rel_error": float(fx_pred / f.K[0, 0] - 1.0)}
     return out
+
+
+def published_fraction(depth: np.ndarray, gt: np.ndarray) -> float:
+    """Fraction of the GT-valid pixels whose published metric depth is finite (NaN/+inf = not published).
+
+    ``depth`` at any resolution is resized (nearest) to ``gt``'s; ``gt`` is NaN where there is no GT.
+    """
+    h, w = gt.shape
+    if depth.shape != (h, w):
+        depth = cv2.resize(depth.astype(np.float32), (w, h), interpolation=cv2.INTER_NEAREST)
+    has_gt = np.isfinite(gt)
+    return float(np.isfinite(depth[has_gt]).mean()) if has_gt.any() else float("nan")
+
+
+def evaluate_published(pipe, stage, frames: list[RealFrame] | None = None) -> dict[str, float]:
+    """Per real frame: the fraction of GT-valid pixels the metric stage publishes (finite metres).
+
+    Every bundled frame counts (Aloe too: its GT validity is meaningful even though its metres are not);
+    calibrated frames get their camera, as the node would from camera_info.
+    """
+    from ..intrinsics import CameraIntrinsics
+    out = {}
+    for f in frames or load_real_frames():
+        cam = None
+        if f.K is not None:
+            h, w = f.rgb.shape[:2]
+            cam = CameraIntrinsics.from_pinhole(w, h, f.K[0, 0], f.K[1, 1], f.K[0, 2], f.K[1, 2])
+        res = stage(stage.new_state(), pipe(f.rgb, pipe.new_stream(0)), f.rgb, cam)
+        out[f.name] = published_fraction(res.depth, f.depth)
+    return out
