@@ -70,6 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     print("metric stage (focal predicted, no alignment): " + "; ".join(
         f"{n}: AbsRel {m['metric_absrel']:.3f}, scale pred/GT {m['scale_ratio']:.2f}, focal error "
         f"{100 * m['focal_rel_error']:+.0f} %" for n, m in met.items()))
+    if any("metric_absrel_official_mask" in m for m in met.values()):
+        print("metric AbsRel split: " + "; ".join(
+            f"{n}: on the official-mask pixels {m['metric_absrel_official_mask']:.3f} (unchanged by the threshold), "
+            f"on the pixels the calibrated threshold adds {m['metric_absrel_added'] or float('nan'):.3f}"
+            for n, m in met.items()))
     print(f"metric stage, published fraction of GT-valid pixels (fit mask > {stage.moge.mask_threshold:g}, published "
           f"> {stage.moge.publish_threshold}): "
           + "; ".join(f"{n}: {v:.3f}" for n, v in published.items()))

@@ -84,22 +84,41 @@ def evaluate_metric(pipe, stage, frames: list[RealFrame] | None = None) -> dict[
     """Metric AbsRel (no alignment), median scale ratio pred/GT and focal error of the metric stage.
 
     The stage runs as for an uncalibrated camera (focal predicted). Frames without trusted metric GT
-    or intrinsics (Aloe) are skipped.
+    or intrinsics (Aloe) are skipped. ``metric_absrel`` is over every published GT-valid pixel. When
+    the MoGe-2 runner has a calibrated ``publish_threshold``, ``metric_absrel_official_mask`` is over the
+    pixels the official 0.5 mask publishes (their metres are unchanged by the threshold) and
+    ``metric_absrel_added`` over the pixels the calibrated threshold adds.
     """
     from .. import metrics
     out = {}
+    moge = getattr(stage, "moge", None)
+    publish = getattr(moge, "publish_threshold", None)
+
+    def run(f: RealFrame) -> tuple[np.ndarray, object]:
+        res = stage(stage.new_state(), pipe(f.rgb, pipe.new_stream(0)), f.rgb, None)
+        h, w = f.depth.shape
+        return cv2.resize(np.where(np.isfinite(res.depth), res.depth, np.nan).astype(np.float32), (w, h),
+                          interpolation=cv2.INTER_NEAREST), res
+
     for f in frames or load_real_frames():
         if not f.metric or f.K is None:
             continue
-        res = stage(stage.new_state(), pipe(f.rgb, pipe.new_stream(0)), f.rgb, None)
+        depth, res = run(f)
         h, w = f.depth.shape
-        depth = cv2.resize(np.where(np.isfinite(res.depth), res.depth, np.nan).astype(np.float32), (w, h),
-                           interpolation=cv2.INTER_NEAREST)
         valid = np.isfinite(f.depth) & np.isfinite(depth)
         fx_pred = res.intrinsics.K[0, 0] * w / res.depth.shape[1]
         out[f.name] = {"metric_absrel": metrics.abs_rel(depth, f.depth, valid),
                        "scale_ratio": float(np.median(depth[valid] / f.depth[valid])),
                        "focal_rel_error": float(fx_pred / f.K[0, 0] - 1.0)}
+        if publish is not None:
+            moge.publish_threshold = None
+            try:
+                official = np.isfinite(run(f)[0]) & valid
+            finally:
+                moge.publish_threshold = publish
+            added = valid & ~official
+            out[f.name]["metric_absrel_official_mask"] = metrics.abs_rel(depth, f.depth, official)
+            out[f.name]["metric_absrel_added"] = metrics.abs_rel(depth, f.depth, added) if added.any() else None
     return out
 
 
