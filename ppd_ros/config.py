@@ -78,6 +78,9 @@ class InferenceConfig:
     max_aspect: float = 8.0  # reject inputs more extreme than this (the official code never clamps)
     attention_backend: Literal["sdpa", "math"] = "sdpa"
     seed: int = 0
+    # runtime.DEFAULT speed-ups (outputs within fp32 rounding of the official procedure) where the
+    # pipeline is built by the node's factory; False = runtime.REFERENCE, the official procedure.
+    speedups: bool = True
 
     def __post_init__(self) -> None:
         if self.steps < 1:

@@ -57,6 +57,9 @@ PARAMS: tuple[Param, ...] = (
     Param("working_area", 1024 * 768, "model working resolution as an area [pixels]", 256, 4096 * 4096,
           read_only=True),
     Param("seed", 0, "seed of the diffusion noise (per camera stream)", 0, 2**31 - 1, read_only=True),
+    Param("speedups", True, "runtime.DEFAULT speed-ups (RoPE tables once per grid, one adaLN product per "
+          "step, fused LayerNorm+modulation, low-dtype weights under autocast; outputs within fp32 rounding); "
+          "false = the reference path (the official procedure)", read_only=True),
     # --- inputs ---------------------------------------------------------------------------------
     Param("cameras", [""], "camera namespaces served by this process ('' = the node's namespace); each "
           "gets <ns>/image, <ns>/camera_info and its own outputs", read_only=True),
@@ -117,6 +120,7 @@ class NodeSettings:
     steps: int = 4
     working_area: int = 1024 * 768
     seed: int = 0
+    speedups: bool = True
     cameras: tuple[str, ...] = ("",)
     input_transport: Literal["raw", "compressed"] = "raw"
     use_camera_info: bool = True
