@@ -14,6 +14,8 @@ from ppd_ros.parity.ppvd import dit_video_fixture
 from .conftest import FIXTURES, manifest
 
 
+@pytest.mark.numeric
+@pytest.mark.needs_shared("fixtures/ppvd/dit_video_small")
 def test_fixture_parity_all_outputs() -> None:
     checks = list(dit_video_fixture(Fixture(FIXTURES / "ppvd" / "dit_video_small")))
     assert len(checks) >= 10  # dit_out + every stored intermediate
@@ -59,6 +61,7 @@ def test_pos_embed_is_the_fixed_table_and_frozen() -> None:
     assert model.rope is None  # no RoPE in the video DiT
 
 
+@pytest.mark.numeric
 def test_key_value_only_reference_tokens_equal_appending_them() -> None:
     """Spec 2.4: appending the pooled tokens, running the block and dropping them == K/V-only tokens."""
     model = _tiny()
@@ -77,6 +80,7 @@ def test_pooling_is_4x4_average_row_major() -> None:
     assert pooled.tolist() == [13.5, 17.5, 45.5, 49.5]  # mean of the four 4x4 quadrants
 
 
+@pytest.mark.numeric
 def test_swapping_reference_frames_swaps_outputs_and_frames_are_coupled() -> None:
     model = _tiny()
     x, sem = _inputs(5)

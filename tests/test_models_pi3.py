@@ -19,6 +19,8 @@ def _pi3_manifest_meta() -> dict:
     return json.loads((MANIFESTS / "pi3.json").read_text())["_meta"]
 
 
+@pytest.mark.numeric
+@pytest.mark.needs_shared("fixtures/ppvd/pi3_semantics_small")
 def test_pi3_semantics_fixture_passes():
     discover_handlers()
     checks = run_fixture(PI3_FIXTURE)
@@ -29,6 +31,7 @@ def test_pi3_semantics_fixture_passes():
     assert not failures, failures
 
 
+@pytest.mark.needs_shared("fixtures/ppvd/pi3_semantics_small")
 def test_fixture_constructor_matches_registered_preset():
     ctor = Fixture(PI3_FIXTURE).meta["constructor"]["Pi3_semantic"]
     assert pi3_config_from_official(ctor) == preset("fixture_pi3_semantics_small")
@@ -62,6 +65,7 @@ def test_declared_ignored_groups_equal_manifest_unused_groups():
     assert declared == unused == set(meta["skippable_heads"])
 
 
+@pytest.mark.needs_shared("fixtures/ppvd/pi3_semantics_small")
 def test_file_with_heads_loads_strictly_and_missing_keys_are_named():
     weights = Fixture(PI3_FIXTURE).weights
     cfg = preset("fixture_pi3_semantics_small")
@@ -135,6 +139,7 @@ def test_decode_resumes_after_precomputed_frame_local_block():
     torch.testing.assert_close(model.decode(x1, grid, start=1), model.forward_semantics(imgs), atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.numeric
 @torch.no_grad()
 def test_permutation_equivariant_over_frames():
     model, imgs = _small_model(), _frames(3, seed=5)

@@ -7,6 +7,8 @@ import torch
 from ppd_ros.nn import (AdaLNBlock, Attention, Mlp, PatchEmbed, RoPE2D, TimestepEmbedder, grid_positions,
                         sincos_2d_table, timestep_frequencies)
 
+pytestmark = pytest.mark.numeric  # rerun on AVX2 kernels by ./bootstrap.sh test (docs/testing.md)
+
 
 def test_rope_preserves_norm_and_is_relative():
     torch.manual_seed(0)

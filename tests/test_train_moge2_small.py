@@ -32,6 +32,7 @@ def _output(depth: torch.Tensor, K: torch.Tensor, scale: float = 3.0) -> MoGe2Ou
     return MoGe2Output(points=pts, mask=finite.float() * 0.998 + 0.001, metric_scale=torch.tensor([scale]), normal=None)
 
 
+@pytest.mark.numeric
 def test_training_targets_are_what_postprocess_reads_back(frame):
     depth, K = frame
     pred = postprocess(_output(depth, K))

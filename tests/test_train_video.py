@@ -39,6 +39,7 @@ def _inputs(patch: int = 8):
     return torch.randn(3, 4, 128, 128, generator=g), torch.randn(3, coarse, 128, generator=g), torch.tensor([750])
 
 
+@pytest.mark.numeric
 @torch.no_grad()
 @pytest.mark.parametrize("image_preset,video_preset", sorted(VIDEO_PRESET_FOR.items()))
 def test_init_from_image_dit_is_the_image_dit_without_cross_frame_terms(image_preset, video_preset):
@@ -59,6 +60,7 @@ def test_init_from_image_dit_is_the_image_dit_without_cross_frame_terms(image_pr
     assert torch.isfinite(out).all() and not torch.allclose(out, image(x, sem, t))
 
 
+@pytest.mark.numeric
 @torch.no_grad()
 def test_table_variant_without_rope_matches_the_image_dit_once_the_table_is_removed():
     from dataclasses import replace
