@@ -46,6 +46,12 @@ def reduction_atol(dtype: torch.dtype, n: int, scale: float = 1.0, layers: int =
     return rel_bound(dtype, layers, n, lam) * scale
 
 
+def fp32_same_maths(layers: int, n: int) -> dict[str, float]:
+    """``assert_close`` keywords for two float32 evaluations of the same maths (``rel_bound`` as rtol and atol)."""
+    b = rel_bound(torch.float32, layers, n)
+    return {"rtol": b, "atol": b}
+
+
 def dit_layers(cfg: DiTConfig) -> int:
     """Rounded matmul layers on one DiT step's path: patch embed, per block adaLN + qkv + QK^T + AV + proj +
     fc1 + fc2, semantic fusion (3), final layer."""
