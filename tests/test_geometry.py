@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +12,7 @@ from ppd_ros.errors import InputError
 from ppd_ros.metrics import abs_rel
 from ppd_ros.parity import discover_handlers, run_fixture
 
-from .conftest import REAL, require_shared
+from .conftest import FIXTURES, REAL, require_shared
 
 MOTO = REAL / "middlebury2014_motorcycle"
 pytestmark = pytest.mark.numeric  # rerun on AVX2 kernels by ./bootstrap.sh test (docs/testing.md)
@@ -30,10 +29,11 @@ def load_moto() -> tuple[np.ndarray, np.ndarray, dict]:
 
 
 # ---------------------------------------------------------------------------------------- parity
+@pytest.mark.needs_shared("fixtures/moge2/ransac", "fixtures/moge2/depth2pcd")
 @pytest.mark.parametrize("name", ["ransac", "depth2pcd"])
-def test_fixture_parity_through_harness(name: str, fixtures_dir: Path) -> None:
+def test_fixture_parity_through_harness(name: str) -> None:
     discover_handlers()
-    checks = run_fixture(fixtures_dir / "moge2" / name)
+    checks = run_fixture(FIXTURES / "moge2" / name)
     assert len(checks) >= 6
     failed = [(c.name, c.max_abs, c.note) for c in checks if not c.passed]
     assert not failed, failed
