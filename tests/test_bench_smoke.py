@@ -5,8 +5,14 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
+
+from ppd_ros.config import preset
 
 from .bench_loader import last_json, load
+from .tolerances import dit_layers, dit_longest_reduction, rel_bound, vit_layers
+
+pytestmark = pytest.mark.numeric  # rerun on AVX2 kernels by ./bootstrap.sh test (docs/testing.md)
 
 
 def test_dit_step_bench(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -41,5 +47,7 @@ def test_pipeline_bench(capsys: pytest.CaptureFixture[str]) -> None:
         assert key in stages
     for key in ("ratio_default_vs_reference", "flops_per_frame", "peak_rss_mb"):
         assert key in rec
-    # same bf16 autocast policy on both paths: only the speed-ups differ (cast weights = autocast's casts)
-    assert rec["paths"]["default"]["max_abs_diff_vs_reference"] < 0.1
+    # default vs reference, both bf16 autocast: judged by the relative L2 error bounded from bf16's unit
+    # roundoff over the rounded layers (tests/tolerances.py), not by one pixel's kernel-dependent worst case
+    layers = vit_layers(preset("fixture_da2_vit_small")) + 2 * dit_layers(preset("fixture_ppd_e2e_dit"))
+    assert rec["paths"]["default"]["rel_l2_vs_reference"] < rel_bound(torch.bfloat16, layers)

@@ -70,6 +70,7 @@ def test_pickle_needing_code_execution_is_refused(tmp_path):
         read_state_dict(path)
 
 
+@pytest.mark.needs_shared("fixtures/ppd/da2_semantics_small")
 def test_wrong_model_names_first_keys(tmp_path):
     da2 = FIXTURES / "ppd" / "da2_semantics_small" / "weights.safetensors"
     with pytest.raises(CheckpointMismatch, match=r"0 of \d+ expected keys found; missing .*x_embedder"):

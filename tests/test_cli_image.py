@@ -4,6 +4,7 @@ import sys
 
 import cv2
 import numpy as np
+import pytest
 
 from .conftest import FIXTURES, REAL, REPO
 
@@ -15,6 +16,7 @@ def _run(*args):
                           text=True, cwd=REPO)
 
 
+@pytest.mark.needs_shared("fixtures/ppd/e2e_small", "data/real/mrpt_kinect_bookshelf")
 def test_image_command_writes_npy_and_png(tmp_path, monkeypatch):
     # the fixture-size model through the same code path as the official checkpoints
     from ppd_ros.cli import main

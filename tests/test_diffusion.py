@@ -4,6 +4,8 @@ import torch
 
 from ppd_ros.diffusion import EulerSampler, FlowMatchingSchedule, initial_noise, sampling_timesteps
 
+pytestmark = pytest.mark.numeric  # rerun on AVX2 kernels by ./bootstrap.sh test (docs/testing.md)
+
 TABLE = {
     1: [1000], 2: [1000, 500], 3: [1000, 666, 333], 4: [1000, 750, 500, 249], 5: [1000, 800, 600, 399, 199],
     8: [1000, 875, 750, 625, 500, 374, 249, 124], 10: [1000, 900, 800, 700, 600, 500, 399, 299, 199, 99],

@@ -58,6 +58,7 @@ def test_pipeline_runs_the_same_ppd_code_path(pipe):
     assert res.depth_model.shape[0] % 16 == 0 and res.depth.std() > 1e-3  # a trained DiT, not noise + 0.5
 
 
+@pytest.mark.numeric
 def test_recorded_real_frame_metrics_reproduce(pipe):
     recorded = model_card()["metrics"]["real"]
     fresh = evaluate_real(pipe)
@@ -89,6 +90,7 @@ def test_small_moge2_is_shipped_small_and_loads_strictly(metric_stage):
         load_into(lambda: MoGe2Model(preset(card["preset"])), state)
 
 
+@pytest.mark.numeric
 def test_small_moge2_recorded_errors_reproduce(metric_stage):
     card = json.loads((default_model_dir() / "embedded_moge2.json").read_text())
     model = metric_stage.moge.model

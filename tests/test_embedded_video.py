@@ -65,6 +65,7 @@ def test_streams_a_short_clip_in_both_modes(video, mode):
     assert np.std(out[-1].depth) > 1e-3  # not a constant map
 
 
+@pytest.mark.numeric
 def test_recorded_subset_reproduces(video, card):
     rec = card["metrics"]["check_subset"]
     image = load_embedded_image_pipeline("default", embedded_inference_config(None, "default"))

@@ -10,6 +10,8 @@ from ppd_ros.intrinsics import (CameraIntrinsics, RegionOfInterest, focal_from_f
                                 normalized_intrinsics, normalized_to_pixel, normalized_view_plane_uv,
                                 recover_focal_shift)
 
+pytestmark = pytest.mark.numeric  # rerun on AVX2 kernels by ./bootstrap.sh test (docs/testing.md)
+
 
 def test_uv_is_pixel_centres_in_half_diagonal_units():
     w, h = 7, 5

@@ -9,6 +9,8 @@ from ppd_ros.errors import InputError
 
 from .test_geometry import load_moto
 
+pytestmark = pytest.mark.numeric  # rerun on AVX2 kernels by ./bootstrap.sh test (docs/testing.md)
+
 K = np.array([[100.0, 0, 15.5], [0, 100.0, 11.5], [0, 0, 1]])
 
 

@@ -2,6 +2,7 @@
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from ppd_ros.config import preset
@@ -34,6 +35,8 @@ def test_full_size_da2_matches_manifest_minus_depth_head():
     assert n == 304_368_640
 
 
+@pytest.mark.numeric
+@pytest.mark.needs_shared("fixtures/ppd")
 def test_every_ppd_fixture_passes():
     discover_handlers()
     paths = list(find_fixtures([FIXTURES / "ppd"]))
@@ -42,6 +45,7 @@ def test_every_ppd_fixture_passes():
     assert not failures, failures
 
 
+@pytest.mark.needs_shared("fixtures/ppd/preprocess")
 def test_parity_cli_summary_and_exit_code(tmp_path):
     out = subprocess.run([sys.executable, "-m", "ppd_ros.parity", str(FIXTURES / "ppd" / "preprocess")],
                          capture_output=True, text=True, cwd=REPO)

@@ -25,6 +25,7 @@ def test_unsupported_semantic_stride_is_a_config_error():
         SmallEncoderConfig(semantic_stride=12)
 
 
+@pytest.mark.numeric
 @pytest.mark.parametrize("dit_preset,enc_preset", [("embedded_ppd_dit", "embedded_small_encoder"),
                                                     ("embedded_ppd_dit_p4", "embedded_small_encoder_s8"),
                                                     ("embedded_ppd_dit_p4d4", "embedded_small_encoder_s8")])

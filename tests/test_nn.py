@@ -7,6 +7,8 @@ import torch
 from ppd_ros.nn import (AdaLNBlock, Attention, Mlp, PatchEmbed, RoPE2D, TimestepEmbedder, grid_positions,
                         sincos_2d_table, timestep_frequencies)
 
+pytestmark = pytest.mark.numeric  # rerun on AVX2 kernels by ./bootstrap.sh test (docs/testing.md)
+
 
 def test_rope_preserves_norm_and_is_relative():
     torch.manual_seed(0)
@@ -14,11 +16,14 @@ def test_rope_preserves_norm_and_is_relative():
     q, k = torch.randn(1, 2, 6, 16), torch.randn(1, 2, 6, 16)
     pos = grid_positions(2, 3)
     rq = rope(q, pos)
+    # norms of 16-vectors with O(1) entries, rotated in float32: a few ulps of ~4 (1e-5 ~ 40 u)
     assert torch.allclose(rq.norm(dim=-1), q.norm(dim=-1), atol=1e-5)
     # shifting every position by the same offset leaves q.k unchanged (relative encoding)
     shifted = pos + torch.tensor([3, 5])
     a = rope(q, pos) @ rope(k, pos).transpose(-1, -2)
     b = rope(q, shifted) @ rope(k, shifted).transpose(-1, -2)
+    # q.k of size ~|q||k| ~ 16; the angles pos * freq (positions up to 8) are rounded to ~8u, which moves q.k
+    # by ~16 * 8u ~ 1e-5 at most: 1e-4 is 10x that
     assert torch.allclose(a, b, atol=1e-4)
     assert not torch.allclose(rq, q)
 
@@ -45,7 +50,7 @@ def test_attention_sdpa_equals_math_and_extra_kv():
     x, pos = torch.randn(2, 6, 32), grid_positions(2, 3)
     a = attn(x, pos)
     attn.backend = "math"
-    assert torch.allclose(a, attn(x, pos), atol=1e-5)
+    assert torch.allclose(a, attn(x, pos), atol=1e-5)  # one attention, other summation order: ~sqrt(32) ulps
     # key/value-only extra tokens change the output, and zero-attention to them is impossible
     plain = Attention(32, 4)
     extra = torch.randn(2, 3, 32)

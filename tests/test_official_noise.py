@@ -11,9 +11,12 @@ from ppd_ros.parity import discover_handlers, run_fixture
 
 from .conftest import FIXTURES
 
+pytestmark = pytest.mark.numeric  # rerun on AVX2 kernels by ./bootstrap.sh test (docs/testing.md)
+
 NOISE = FIXTURES / "ppvd" / "official_demo_noise"
 
 
+@pytest.mark.needs_shared("fixtures/ppvd/official_demo_noise")
 def test_reproduces_official_noise_without_touching_global_rng():
     meta = json.loads((NOISE / "meta.json").read_text())
     state = load_file(str(NOISE / "rng_state.safetensors"))["cpu_rng_state"]
@@ -26,6 +29,7 @@ def test_reproduces_official_noise_without_touching_global_rng():
     assert torch.equal(official_demo_noise(state), noise)  # the state is copied, not consumed
 
 
+@pytest.mark.needs_shared("fixtures/ppvd/official_demo_noise")
 def test_parity_handler_passes():
     discover_handlers()
     checks = run_fixture(NOISE)

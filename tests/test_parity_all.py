@@ -6,9 +6,12 @@ This includes the whole official video procedure of ``video_pipeline_small`` (32
 import subprocess
 import sys
 
+import pytest
+
 from .conftest import FIXTURES, REPO
 
 
+@pytest.mark.needs_shared("fixtures")
 def test_all_shared_fixtures_pass():
     out = subprocess.run([sys.executable, "-m", "ppd_ros.parity", str(FIXTURES)], capture_output=True, text=True,
                          cwd=REPO, timeout=1200)

@@ -8,24 +8,32 @@ from ppd_ros.errors import InputError
 from ppd_ros.models import DA2SemanticEncoder, DiT
 from ppd_ros.pipelines import DepthResult, PPDPipeline
 
-from .conftest import FIXTURES
+from .conftest import FIXTURES, require_shared
+from .tolerances import dit_layers, dit_longest_reduction, reduction_atol, vit_layers
 
 E2E = FIXTURES / "ppd" / "e2e_small"
 
 
 @pytest.fixture(scope="module")
 def pipe():
+    require_shared("fixtures/ppd/e2e_small")
     w = E2E / "weights.safetensors"
     cfg = InferenceConfig(steps=4, target_area=256 * 192)
     return PPDPipeline.from_checkpoints(str(w), str(w), cfg, preset("fixture_ppd_e2e_dit"),
                                         preset("fixture_da2_vit_small"))
 
 
+@pytest.mark.numeric
 def test_infer_tensor_reproduces_official_forward_test(pipe):
     from safetensors.torch import load_file
     inp, out = load_file(str(E2E / "inputs.safetensors")), load_file(str(E2E / "outputs.safetensors"))
     depth = pipe.infer_tensor(inp["image_u8"].float() / 255, noise=inp["init_noise"])
-    assert torch.allclose(depth, out["depth"], atol=2e-4)
+    # official fp32 outputs from another machine: summation order differs through the DA2 encoder and 4 DiT
+    # steps (tests/tolerances.py; ~5e-4 here, measured 4e-6 on AVX-512 and on AVX2)
+    layers = vit_layers(preset("fixture_da2_vit_small")) + 4 * dit_layers(preset("fixture_ppd_e2e_dit"))
+    n = max(3 * 14 * 14, dit_longest_reduction(preset("fixture_ppd_e2e_dit")))  # the DA2 patch embedding
+    atol = reduction_atol(torch.float32, n, out["depth"].abs().max().item(), layers)
+    assert torch.allclose(depth, out["depth"], rtol=0, atol=atol), (depth - out["depth"]).abs().max()
 
 
 def test_frame_in_typed_result_out(pipe):

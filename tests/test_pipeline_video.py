@@ -47,6 +47,8 @@ def moving_frames(n: int, h: int = 20, w: int = 28, seed: int = 0) -> list[np.nd
 
 
 # --- exact chunked mode -------------------------------------------------------------------------
+@pytest.mark.numeric
+@pytest.mark.needs_shared("fixtures/ppvd/video_pipeline_small")
 def test_alignment_chain_reproduces_fixture_bit_for_bit() -> None:
     fx = Fixture(FIXTURES / "ppvd" / "video_pipeline_small")
     preds = [w[:, 0].numpy() for w in fx.outputs["window_preds"]]
@@ -85,6 +87,7 @@ def _offline(pipe: PPVDPipeline, frames: list[np.ndarray], noise: torch.Tensor) 
     return np.concatenate(out)[:t]
 
 
+@pytest.mark.numeric
 @pytest.mark.parametrize("t", [5, 16, 30])
 def test_exact_mode_push_flush_equals_offline_procedure(t: int) -> None:
     pipe = tiny_pipeline()

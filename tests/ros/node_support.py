@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 REPO = Path(__file__).resolve().parents[2]
-SHARED = Path(os.environ.get("PPD_SHARED", REPO.parent / "shared"))
+SHARED = Path(os.environ.get("PPD_SHARED", REPO.parent / "shared"))  # as tests/conftest.py
 WEIGHTS = SHARED / "fixtures" / "ppd" / "e2e_small" / "weights.safetensors"
 REAL = SHARED / "data" / "real"
-REAL_FRAMES = [REAL / "middlebury2014_motorcycle" / "left.png", REAL / "mrpt_kinect_bookshelf" / "rgb.png"]
+REAL_FRAMES = [REAL / "middlebury2014_motorcycle" / "left.png", REAL / "mrpt_kinect_bookshelf" / "rgb.png"]  # + camera.json
+BUNDLED_KINECT = REPO / "ppd_ros" / "data" / "assets" / "real_kinect_rgb.png"  # in the repository, no camera.json
 FASTDDS_XML = REPO / "config" / "fastdds_localhost.xml"
 
 # the small fixture model through the same code path as the official checkpoints

@@ -5,6 +5,7 @@ from __future__ import annotations
 import array
 
 import numpy as np
+import pytest
 
 from .node_support import (FIXTURE_PARAMS, REAL_FRAMES, REPO, SHARED, check_dds_confined, dds_env, fresh_domain,
                            start_process, stop_process)
@@ -34,6 +35,7 @@ def test_node_command_is_what_launch_ros_would_exec() -> None:
                            "-p", "steps:=2", "-r", "image:=/cam/image_raw", "--log-level", "warn"]
 
 
+@pytest.mark.needs_shared("fixtures/ppd/e2e_small", "fixtures/moge2/infer", "data/real")
 def test_run_with_camera_and_recorder_writes_a_bag(tmp_path) -> None:
     bag = tmp_path / "run_bag"
     env = dds_env(fresh_domain())
@@ -50,6 +52,7 @@ def test_run_with_camera_and_recorder_writes_a_bag(tmp_path) -> None:
     assert stamps["/cam0/depth"] == stamps["/cam0/depth/camera_info"] == stamps["/cam0/points"]
 
 
+@pytest.mark.needs_shared("fixtures/ppd/e2e_small", "fixtures/moge2/infer", "data/real")
 def test_replay_feeds_a_bag_into_the_node(tmp_path) -> None:
     src = tmp_path / "camera_bag"
     rgb, (fx, fy, cx, cy) = load_frame(REAL_FRAMES[1], 96)

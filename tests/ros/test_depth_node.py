@@ -108,6 +108,7 @@ def test_missing_checkpoint_fails_configure_with_one_clear_line(ctx, capfd, tmp_
         node.destroy_node()
 
 
+@pytest.mark.needs_shared("fixtures/ppd/e2e_small")
 def test_corrupt_checkpoint_fails_configure_with_one_clear_line(ctx, capfd, tmp_path):
     bad = tmp_path / "corrupt.safetensors"
     bad.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all" + bytes(64))
@@ -141,6 +142,7 @@ def _run_frames(ctx, node: DepthNode, probe: Probe, frames: list[np.ndarray], wa
     return sim
 
 
+@pytest.mark.needs_shared("fixtures/ppd/e2e_small")
 def test_image_in_relative_depth_out_with_input_header(ctx):
     node = make_node(ctx, metric=False)
     probe = Probe(ctx)
@@ -168,6 +170,7 @@ def test_image_in_relative_depth_out_with_input_header(ctx):
         probe.node.destroy_node()
 
 
+@pytest.mark.needs_shared("fixtures/ppd/e2e_small", "fixtures/moge2/infer")
 def test_metric_options_16uc1_xyz_model_resolution_and_preview(ctx):
     moge = WEIGHTS.parents[2] / "moge2" / "infer" / "weights.safetensors"
     node = make_node(ctx, metric_checkpoint=str(moge), metric_preset="fixture_moge2_tiny", metric_tokens=64,
@@ -198,6 +201,7 @@ def test_metric_options_16uc1_xyz_model_resolution_and_preview(ctx):
         probe.node.destroy_node()
 
 
+@pytest.mark.needs_shared("fixtures/ppd/e2e_small")
 def test_no_inference_without_subscribers(ctx):
     node = make_node(ctx, metric=False)
     probe = Probe(ctx, topics=("status",))  # status alone does not make the node infer
@@ -224,6 +228,7 @@ def test_no_inference_without_subscribers(ctx):
         probe.node.destroy_node()
 
 
+@pytest.mark.needs_shared("fixtures/ppd/e2e_small")
 def test_two_cameras_one_model(ctx):
     node = make_node(ctx, metric=False, cameras=["left", "right"])
     probes = {ns: Probe(ctx, ns) for ns in ("left", "right")}
@@ -254,6 +259,7 @@ def _rss_mib() -> float:
     return float("nan")
 
 
+@pytest.mark.needs_shared("fixtures/ppd/e2e_small")
 def test_lifecycle_cycles_do_not_grow(ctx):
     node = make_node(ctx, metric=False)
     try:

@@ -172,6 +172,7 @@ def node_command(node, overrides: dict) -> list[str]:
     return cmd + [a for src, dst in kw["remappings"] for a in ("-r", f"{src}:={dst}")]
 
 
+@pytest.mark.needs_shared("fixtures/ppd/e2e_small")
 def test_launched_node_comes_up_with_remaps(monkeypatch) -> None:
     ld = load(monkeypatch, "ppd.launch.py")
     _, (node,) = expand(ld, namespace="front", image="/camera/color/image_raw",

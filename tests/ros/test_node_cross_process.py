@@ -12,7 +12,7 @@ import threading
 import numpy as np
 import pytest
 
-from .node_support import (FIXTURE_PARAMS, REAL_FRAMES, SHARED, Spinner, check_dds_confined, dds_env,
+from .node_support import (BUNDLED_KINECT, FIXTURE_PARAMS, REAL_FRAMES, SHARED, Spinner, check_dds_confined, dds_env,
                            fresh_domain, ros_args, start_process, stop_process, wait_for)
 
 check_dds_confined()
@@ -161,6 +161,7 @@ def check_bag(bag, col: Collector) -> None:
         assert sorted(stamps[t]) == got, t
 
 
+@pytest.mark.needs_shared("fixtures/ppd/e2e_small", "fixtures/moge2/infer", "data/real")
 @pytest.mark.parametrize("reliability,compressed", [("best_effort", False), ("reliable", True)])
 def test_real_frames_cross_process(reliability: str, compressed: bool, tmp_path) -> None:
     args = ["--reliability", reliability] + (["--compressed"] if compressed else [])
@@ -176,6 +177,7 @@ def test_real_frames_cross_process(reliability: str, compressed: bool, tmp_path)
         assert info.k[0] == pytest.approx(fx_by_width[(info.width, info.height)], rel=1e-3)
 
 
+@pytest.mark.needs_shared("fixtures/ppd/e2e_small", "fixtures/moge2/infer", "data/real")
 def test_mismatched_camera_info_is_reported_not_fatal() -> None:
     col, sent, counters, log = run_camera({**METRIC_PARAMS, "log_throttle": 3600.0}, ["--info-size", "320x240"])
     check_outputs(col, sent, counters)
@@ -187,6 +189,7 @@ def test_mismatched_camera_info_is_reported_not_fatal() -> None:
     assert info.k[0] > 0 and info.k[2] == pytest.approx((info.width - 1) / 2, abs=0.6)
 
 
+@pytest.mark.needs_shared("fixtures/ppd/e2e_small", "fixtures/moge2/infer", "data/real")
 def test_uncalibrated_camera_gets_predicted_intrinsics() -> None:
     col, sent, counters, log = run_camera(METRIC_PARAMS, ["--camera-info", "none"])
     check_outputs(col, sent, counters)
@@ -205,6 +208,7 @@ def test_bad_checkpoint_exits_with_one_line() -> None:
     assert "Traceback" not in out
 
 
+@pytest.mark.needs_shared("fixtures/ppd/e2e_small")
 def test_autostart_false_waits_for_lifecycle_services() -> None:
     from lifecycle_msgs.msg import Transition
     from lifecycle_msgs.srv import ChangeState, GetState
@@ -249,7 +253,7 @@ def test_no_parameters_runs_the_embedded_models() -> None:
             with Spinner(ex):
                 wait_for(lambda: col.node.count_subscribers("/image") > 0 or node.poll() is not None, 60)
                 assert node.poll() is None, stop_process(node)[-3000:]
-                cam = start_process(["-m", "ppd_ros.ros.camera_sim", str(REAL_FRAMES[1]), "--count", "2",
+                cam = start_process(["-m", "ppd_ros.ros.camera_sim", str(BUNDLED_KINECT), "--count", "2",
                                      "--rate", "1", "--width", "128", "--linger", "0"], env)
                 got = wait_for(lambda: len(col.got["depth"]) >= 1 and len(col.got["status"]) >= 1
                                or node.poll() is not None, 120)

@@ -10,6 +10,7 @@ import time
 
 import cv2
 import numpy as np
+import pytest
 
 from .node_support import FIXTURE_PARAMS, Spinner, check_dds_confined, fresh_domain, wait_for
 
@@ -119,6 +120,7 @@ class Fuzzer:
         return sent
 
 
+@pytest.mark.needs_shared("fixtures/ppd/e2e_small")
 def test_fuzz_node_survives_counts_and_recovers(capfd):
     import torch
     threads = torch.get_num_threads()
