@@ -68,3 +68,90 @@ def test_missing_files_fail_configure_with_the_fetch_command(tmp_path, model, mo
     assert len(lines) == 1 and f"weights not in the cache {tmp_path / 'hub'}" in lines[0], out
     assert lines[0].rstrip().endswith(command) or f"run: {command} (" in lines[0], lines[0]
     assert "Traceback" not in out
+
+
+# --- in process: the by-name wiring of ppd_moge2 and ppvd (reduced architectures registered here) -----
+def _cache_from_local_hub(cache, files: dict[str, bytes]) -> None:
+    """Put ``files`` (registry name -> bytes) into ``cache`` the way the library does, via a LocalHub."""
+    from huggingface_hub import hf_hub_download
+
+    from ppd_ros.hub import add_local, entry
+    with LocalHub() as hub:
+        for name, data in files.items():
+            f = entry(name)
+            if f.on_hub:
+                hub.add(f.repo_id, f.filename, data)
+                hf_hub_download(f.repo_id, f.filename, cache_dir=str(cache), endpoint=hub.endpoint)
+            else:
+                src = cache.parent / f.filename
+                src.write_bytes(data)
+                add_local(name, src, cache)
+
+
+def _register_once(name: str, factory) -> None:
+    from ppd_ros.config import PRESETS, register
+    if name not in PRESETS:
+        register(name, factory)
+
+
+def _state_bytes(module, prefix: str) -> bytes:
+    import io
+
+    import torch
+    g = torch.Generator().manual_seed(0)
+    buf = io.BytesIO()
+    torch.save({prefix + k: torch.randn(v.shape, generator=g) * 0.05 for k, v in module.state_dict().items()}, buf)
+    return buf.getvalue()
+
+
+def test_ppd_moge2_by_name_shares_one_moge2_between_semantics_and_metric(tmp_path) -> None:
+    from ppd_ros.config import DiTConfig, preset
+    from ppd_ros.models import DiT
+    from ppd_ros.ros.factory import build_models
+    from ppd_ros.ros.params import NodeSettings
+
+    from ..hub_files import official_bytes
+    # a reduced ppd_moge.pth: the DiT's semantics width is the tiny MoGe-2's feature width (32)
+    _register_once("test_ppd_moge_dit_tiny", lambda: DiTConfig(hidden_size=32, depth=2, num_heads=2, semantics_dim=32))
+    cache = tmp_path / "hub"
+    _cache_from_local_hub(cache, {"ppd_moge_dit": _state_bytes(DiT(preset("test_ppd_moge_dit_tiny")), "dit."),
+                                  "moge2_vitl_normal": official_bytes()["moge2_vitl_normal"]})
+    s = NodeSettings(model="ppd_moge2", weights_cache_dir=str(cache), dit_preset="test_ppd_moge_dit_tiny",
+                     semantics_preset=FIXTURE_PRESETS["moge2_vitl_normal"], device="cpu", precision="float32",
+                     working_area=64 * 48, steps=1)
+    models = build_models(s)
+    assert models.name == "ppd_moge2" and models.metric is not None
+    assert models.metric.moge is models.pipeline.encoder  # one MoGe-2 pass for both
+    rgb = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    (res,) = models.pipeline.push(models.pipeline.new_stream(0), rgb)
+    out = models.metric(models.metric.new_state(), res, rgb)
+    assert np.isfinite(out.depth).any() and (out.depth[np.isfinite(out.depth)] > 0).all()
+
+
+def test_ppvd_by_name_builds_the_streaming_pipeline_with_a_metric_stage(tmp_path) -> None:
+    from ppd_ros.config import Pi3Config, preset, reduced_dit_video
+    from ppd_ros.models.dit_video import DiT_Video
+    from ppd_ros.ros.factory import VideoStream, build_models
+    from ppd_ros.ros.params import NodeSettings
+
+    from ..hub_files import official_bytes
+    _register_once("test_ppvd_dit_video_tiny", lambda: reduced_dit_video(16, 4, 2, 32))
+    _register_once("test_pi3_tiny", lambda: Pi3Config(dim=16, num_heads=2, enc_depth=1, dec_depth=2, img_size=28))
+    from ppd_ros.models.pi3 import Pi3Semantic
+    from safetensors.torch import save
+    import torch
+    g = torch.Generator().manual_seed(1)
+    pi3 = {k: torch.randn(v.shape, generator=g) for k, v in Pi3Semantic(preset("test_pi3_tiny")).state_dict().items()}
+    cache = tmp_path / "hub"
+    _cache_from_local_hub(cache, {"ppvd_dit_video": _state_bytes(DiT_Video(preset("test_ppvd_dit_video_tiny")),
+                                                                 "dit_video."),
+                                  "pi3": save(pi3), "moge2_vitl_normal": official_bytes()["moge2_vitl_normal"]})
+    s = NodeSettings(model="ppvd", mode="video_stream", weights_cache_dir=str(cache),
+                     dit_preset="test_ppvd_dit_video_tiny", semantics_preset="test_pi3_tiny",
+                     metric_preset=FIXTURE_PRESETS["moge2_vitl_normal"], device="cpu", precision="float32")
+    models = build_models(s)
+    assert models.name == "ppvd" and isinstance(models.pipeline, VideoStream) and models.pipeline.mode == "stream"
+    assert models.metric is not None and models.pipeline.pipe.dit.cfg == preset("test_ppvd_dit_video_tiny")
+    # an explicit path replaces the cached file of its role (here: a file that does not exist)
+    with pytest.raises(Exception, match="checkpoint not found: /nonexistent/ppvd.pth"):
+        build_models(NodeSettings(**{**s.__dict__, "dit_checkpoint": "/nonexistent/ppvd.pth"}))
