@@ -4,8 +4,8 @@ Two HTTP servers on loopback ports: the *hub* answers ``HEAD/GET /{repo_id}/reso
 like huggingface.co does for large (LFS) files: ``302`` to the *CDN* with ``X-Repo-Commit``,
 ``X-Linked-Etag`` (the sha256), ``X-Linked-Size`` and ``ETag``; ``404`` with ``X-Error-Code:
 EntryNotFound`` / ``RepoNotFound``. The CDN (another origin, so the client neither forwards its token nor
-follows the redirect on HEAD) serves ``/blobs/<sha256>`` with ``Content-Length`` and ``Range`` (206 +
-``Content-Range``). No Xet headers are sent, so the client stays on plain HTTP.
+follows the redirect on HEAD) serves ``/blobs/<sha256>`` with ``Content-Length``, ``Content-Disposition`` and
+``Range`` (206 + ``Content-Range``). No Xet headers are sent, so the client stays on plain HTTP.
 
 Faults for the bad-input tests: a status code per file (hub or CDN), a redirect loop, a body cut
 after some bytes for the next N transfers, a transfer that stalls half-way until released.
@@ -153,6 +153,8 @@ def _handler(hub: LocalHub, role: str) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Length", str(len(part)))
             self.send_header("Accept-Ranges", "bytes")
             self.send_header("ETag", f'"{sha}"')
+            # as the Hub's CDN names the file (the client's progress bar shows it)
+            self.send_header("Content-Disposition", f'attachment; filename="{filename}";')
             if start:
                 self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
             self.end_headers()

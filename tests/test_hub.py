@@ -98,12 +98,14 @@ def test_verify_checks_shapes_from_the_header_against_the_chosen_preset(tmp_path
 # --- fetch against the local hub -----------------------------------------------------------------
 def test_first_fetch_fills_the_library_cache_then_second_fetch_sends_no_file_request(hub, tmp_path):
     env = hub_env(tmp_path / "hf", hub.endpoint, HF_TOKEN="hf_local_test_token")
-    env.pop("HF_HUB_DISABLE_PROGRESS_BARS")  # the library's progress bar, as users see it
+    env.pop("HF_HUB_DISABLE_PROGRESS_BARS")  # the library's progress bar, as users see it ...
+    env["TQDM_POSITION"] = "-1"  # ... also on a pipe (huggingface_hub shows it on terminals only otherwise)
     r = weights_cli(["fetch", "ppd"], env)
     assert r.returncode == 0, r.stderr
     cache = tmp_path / "hf" / "hub"  # HF_HOME/hub: the library's default under HF_HOME
     paths = [Path(p) for p in r.stdout.split()]
     assert len(paths) == 3 and "CC-BY-NC-4.0" in r.stderr  # non-commercial licence printed at fetch
+    assert "ppd.pth: 100%" in r.stderr and "depth_anything_v2_vitl.pth: 100%" in r.stderr  # the library's bars
     for name, p in zip(["ppd_dit", "da2_vitl", "moge2_vitl_normal"], paths):
         f, data = entry(name), official_bytes()[name]
         commit = hub.commits[f.repo_id]
@@ -131,6 +133,8 @@ def test_first_fetch_fills_the_library_cache_then_second_fetch_sends_no_file_req
     for name in ("ppd_dit", "da2_vitl", "moge2_vitl_normal"):
         ok = weights_cli(["verify", name, "--preset", FIXTURE_PRESETS[name]], env)
         assert ok.returncode == 0 and ok.stdout.startswith("ok: "), ok.stderr
+    da2 = weights_cli(["verify", "da2_vitl", "--preset", FIXTURE_PRESETS["da2_vitl"]], env).stdout
+    assert "matches preset fixture_da2_vit_small" in da2 and "tensors ignored" not in da2
     full = weights_cli(["verify", "ppd_dit"], env)  # the official full-size preset: a fixture file does not fit
     assert full.returncode == 1 and len(errors(full.stderr)) == 1
     assert "does not match the model" in full.stderr and "preset ppd_dit" in full.stderr
@@ -168,6 +172,11 @@ def test_interrupted_transfer_leaves_nothing_loadable_and_a_rerun_completes(hub,
     hub.faults.cut_transfers = 0
     r = weights_cli(["fetch", "ppd_dit"], env)
     assert r.returncode == 0 and Path(r.stdout.strip()).read_bytes() == official_bytes()["ppd_dit"]
+    # a cached file cut short afterwards (disk trouble, a hand copy) fails verify with one line
+    blob = Path(r.stdout.strip()).resolve()
+    blob.write_bytes(blob.read_bytes()[:5000])
+    v = weights_cli(["verify", "ppd_dit", "--preset", FIXTURE_PRESETS["ppd_dit"]], env)
+    assert v.returncode == 1 and len(errors(v.stderr)) == 1 and "truncated or corrupt" in v.stderr
 
 
 def test_killed_fetch_leaves_nothing_loadable_and_a_rerun_completes(hub, tmp_path):

@@ -34,7 +34,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     pa.add_argument("name", metavar="NAME")
     pa.set_defaults(func=run_path)
     ve = wsub.add_parser("verify", parents=[cache], help="load NAME strictly: keys and shapes against its preset")
-    ve.add_argument("name", metavar="NAME")
+    ve.add_argument("name", metavar="NAME", help="file name, or a model name (each of its files)")
     ve.add_argument("--preset", default=None, help="architecture preset to check against (default: the "
                     "registry's full-size official one)")
     ve.add_argument("--file", default=None, help="check this file instead of the cached one")
@@ -108,14 +108,18 @@ def run_path(args: argparse.Namespace) -> int:
 
 def run_verify(args: argparse.Namespace) -> int:
     from ..errors import CheckpointError, ConfigError
-    from ..hub import WeightsError, entry, require
+    from ..hub import WeightsError, entry, expand, require
     from ..hub_verify import verify
     try:
-        f = entry(args.name)
-        path = args.file or require([f.name], args.cache_dir)[f.name]
-        rep = verify(f, path, args.preset)
+        names = expand([args.name])  # a model name verifies each of its files
+        if (args.preset or args.file) and len(names) != 1:
+            return _fail("--preset / --file apply to one file: give a file name")
+        for n in names:
+            f = entry(n)
+            path = args.file or require([n], args.cache_dir)[n]
+            rep = verify(f, path, args.preset)
+            print(f"ok: {path} matches preset {rep.preset}: {rep.tensors} tensors, {rep.parameters} parameters"
+                  + (f" ({rep.ignored} declared-unused tensors ignored)" if rep.ignored else ""))
     except (WeightsError, CheckpointError, ConfigError) as exc:
         return _fail(str(exc))
-    print(f"ok: {path} matches preset {rep.preset}: {rep.tensors} tensors, {rep.parameters} parameters"
-          + (f" ({rep.ignored} declared-unused tensors ignored)" if rep.ignored else ""))
     return 0
