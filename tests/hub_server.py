@@ -8,7 +8,8 @@ follows the redirect on HEAD) serves ``/blobs/<sha256>`` with ``Content-Length``
 ``Range`` (206 + ``Content-Range``). No Xet headers are sent, so the client stays on plain HTTP.
 
 Faults for the bad-input tests: a status code per file (hub or CDN), a redirect loop, a body cut
-after some bytes for the next N transfers, a transfer that stalls half-way until released.
+after some bytes for the next N transfers, a transfer that stalls half-way until released, Xet
+headers on the resolve answer (no Xet server exists here: only plain HTTP can succeed).
 Every request is logged as (server, method, path, Range header, Authorization header).
 """
 from __future__ import annotations
@@ -33,6 +34,7 @@ class Faults:
     cut_after: int = 0  # bytes sent before the connection is closed ...
     cut_transfers: int = 0  # ... for this many of the next CDN GETs
     stall: threading.Event | None = None  # CDN GET sends half the body, then waits for this event
+    xet: bool = False  # announce Xet storage (X-Xet-Hash, X-Xet-Refresh-Route) as the Hub does for Xet repos
 
 
 class LocalHub:
@@ -132,9 +134,12 @@ def _handler(hub: LocalHub, role: str) -> type[BaseHTTPRequestHandler]:
                 return self._reply(404, {"X-Error-Code": "EntryNotFound", "X-Repo-Commit": commit},
                                    b"Entry not found")
             sha = hashlib.sha256(data).hexdigest()
-            self._reply(302, {"Location": f"{hub.cdn}/blobs/{sha}", "X-Repo-Commit": commit,
-                              "X-Linked-Etag": f'"{sha}"', "X-Linked-Size": str(len(data)),
-                              "ETag": f'"{hashlib.sha1(data).hexdigest()}"', "Content-Length": "0"})
+            headers = {"Location": f"{hub.cdn}/blobs/{sha}", "X-Repo-Commit": commit,
+                       "X-Linked-Etag": f'"{sha}"', "X-Linked-Size": str(len(data)),
+                       "ETag": f'"{hashlib.sha1(data).hexdigest()}"', "Content-Length": "0"}
+            if hub.faults.xet:
+                headers.update({"X-Xet-Hash": sha, "X-Xet-Refresh-Route": f"/api/models/{repo}/xet-read-token/{commit}"})
+            self._reply(302, headers)
 
         def _blob(self, body: bool) -> None:
             sha = self.path.rsplit("/", 1)[-1]

@@ -149,6 +149,15 @@ def test_hf_hub_cache_and_cache_dir_are_honoured(hub, tmp_path):
     assert weights_cli(["verify", "pi3", "--preset", FIXTURE_PRESETS["pi3"]], env).returncode == 0
 
 
+def test_xet_announced_files_stay_on_plain_http_with_hf_hub_disable_xet(hub, tmp_path):
+    hub.faults.xet = True  # the resolve answer names a Xet hash; no Xet service is reachable here
+    r = weights_cli(["fetch", "ppd_dit"], hub_env(tmp_path, hub.endpoint, HF_HUB_DISABLE_XET="1"))
+    assert r.returncode == 0, r.stderr
+    assert Path(r.stdout.strip()).read_bytes() == official_bytes()["ppd_dit"]
+    assert [q[2] for q in hub.requests("cdn", "GET")] == [f"/blobs/{hashlib.sha256(official_bytes()['ppd_dit']).hexdigest()}"]
+    assert not (tmp_path / "xet").exists()
+
+
 def test_wrong_model_file_fails_verify_with_one_line(tmp_path):
     with LocalHub() as h:
         h.add(PPD.repo_id, PPD.filename, official_bytes()["da2_vitl"])  # a DA2 file where ppd.pth should be
