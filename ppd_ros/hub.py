@@ -188,8 +188,8 @@ def fetch(name: str, cache: str | os.PathLike | None = None) -> Path:
                            f"ppd-ros weights fetch {f.name} --from /path/to/{f.filename}")
     from huggingface_hub import constants, hf_hub_download
     folder = cache_dir(cache)
-    if not constants.is_offline_mode():
-        check_writable(folder)
+    if not constants.is_offline_mode() and resolve(name, cache) is None:
+        check_writable(folder)  # a cached file in a read-only cache is still fine: the library only reads
     try:
         return Path(hf_hub_download(f.repo_id, f.filename, revision=f.revision, cache_dir=str(folder)))
     except Exception as exc:  # noqa: BLE001 - every failure becomes one line naming the file
