@@ -49,11 +49,13 @@ def _fail(msg: str) -> int:
 def run_list(args: argparse.Namespace) -> int:
     from ..hub import MODELS, OFFICIAL_FILES, cache_dir, human_size, resolve
     print(f"cache: {cache_dir(args.cache_dir)}")
-    print(f"{'name':<18} {'state':<8} {'size':>9}  {'file':<28} {'where':<40} licence")
+    print(f"{'name':<18} {'state':<8} {'size':>10}  {'file':<28} {'where':<40} licence")
     for f in OFFICIAL_FILES.values():
         where = f.repo_id if f.on_hub else "not on the Hub: --from FILE"
-        state = "present" if resolve(f.name, args.cache_dir) else "missing"
-        print(f"{f.name:<18} {state:<8} {human_size(f.size):>9}  {f.filename:<28} {where:<40} {f.licence}")
+        path = resolve(f.name, args.cache_dir)
+        state = "present" if path else "missing"
+        size = human_size(path.stat().st_size) if path else "~" + human_size(f.size)  # the file's, or expected
+        print(f"{f.name:<18} {state:<8} {size:>10}  {f.filename:<28} {where:<40} {f.licence}")
     print("models (node parameter model:=NAME; 'ppd-ros weights fetch NAME' fetches all of their files):")
     for name, m in MODELS.items():
         print(f"  {name:<10} {' + '.join(m.files())}: {m.description}")
