@@ -16,6 +16,11 @@ REAL = SHARED / "data" / "real"
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
+# huggingface_hub in this process never reaches a hub (not even its own side requests): tests that fetch
+# run the library in child processes with their own HF_* environment pointing at a loopback test hub.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_ENDPOINT"] = "http://127.0.0.1:9"  # the discard port: nothing listens
+
 
 def manifest(name: str) -> dict[str, list[int]]:
     """{key: shape} of a full-size official checkpoint (the ``_meta`` entry dropped)."""

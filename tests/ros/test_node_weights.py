@@ -72,20 +72,23 @@ def test_missing_files_fail_configure_with_the_fetch_command(tmp_path, model, mo
 
 # --- in process: the by-name wiring of ppd_moge2 and ppvd (reduced architectures registered here) -----
 def _cache_from_local_hub(cache, files: dict[str, bytes]) -> None:
-    """Put ``files`` (registry name -> bytes) into ``cache`` the way the library does, via a LocalHub."""
-    from huggingface_hub import hf_hub_download
+    """Put ``files`` (registry name -> bytes) into ``cache`` with ``ppd-ros weights fetch`` from a LocalHub.
 
+    The library runs in a child process whose HF_ENDPOINT is the local hub: in this process its
+    endpoint constant is the public Hub, which even its own side requests must never reach.
+    """
     from ppd_ros.hub import add_local, entry
     with LocalHub() as hub:
-        for name, data in files.items():
-            f = entry(name)
-            if f.on_hub:
-                hub.add(f.repo_id, f.filename, data)
-                hf_hub_download(f.repo_id, f.filename, cache_dir=str(cache), endpoint=hub.endpoint)
-            else:
-                src = cache.parent / f.filename
-                src.write_bytes(data)
-                add_local(name, src, cache)
+        on_hub = [n for n in files if entry(n).on_hub]
+        for name in on_hub:
+            hub.add(entry(name).repo_id, entry(name).filename, files[name])
+        r = weights_cli(["fetch", *on_hub, "--cache-dir", str(cache)], hub_env(cache.parent / "home", hub.endpoint))
+        assert r.returncode == 0, r.stderr
+    for name in files:
+        if not entry(name).on_hub:
+            src = cache.parent / entry(name).filename
+            src.write_bytes(files[name])
+            add_local(name, src, cache)
 
 
 def _register_once(name: str, factory) -> None:
