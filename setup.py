@@ -9,7 +9,8 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["ppd_ros", "ppd_ros.*"]),
     package_data={"ppd_ros": ["weights/*.safetensors", "weights/*.json", "data/assets/*"]},
-    install_requires=["torch", "numpy", "safetensors", "opencv-python-headless", "scipy", "scikit-learn", "tqdm"],
+    install_requires=["torch", "numpy", "safetensors", "opencv-python-headless", "scipy", "scikit-learn", "tqdm",
+                      "huggingface_hub"],
     entry_points={"console_scripts": [
         "ppd-ros = ppd_ros.cli:main",
         "depth_node = ppd_ros.ros.depth_node:main",

@@ -1,8 +1,12 @@
 """Launch the ppd_ros depth node (image model PPD) with a parameter YAML, optional RViz and bag.
 
-    ros2 launch ppd_ros ppd.launch.py image:=/camera/color/image_raw \
-        camera_info:=/camera/color/camera_info dit_checkpoint:=/models/ppd.pth \
-        semantics_checkpoint:=/models/depth_anything_v2_vitl.pth metric_checkpoint:=/models/moge2.pt rviz:=true
+    ppd-ros weights fetch ppd          # once: the official files into the Hugging Face cache
+    ros2 launch ppd_ros ppd.launch.py model:=ppd image:=/camera/color/image_raw \
+        camera_info:=/camera/color/camera_info rviz:=true
+
+``model`` is ppd (PPD + DA2), ppd_moge2 (PPD with MoGe-2 semantics) or ppvd (streaming PPVD + π3 +
+MoGe-2; sets mode video_stream here), embedded, or checkpoints; explicit paths still work:
+``dit_checkpoint:=/models/ppd.pth semantics_checkpoint:=/models/depth_anything_v2_vitl.pth``.
 
 Without launch_ros (this repository's CI), ``ppd-ros run`` starts the same node process with the
 same YAML (see docs/node.md). ``launch/ppvd.launch.py`` reuses ``make_description``.
@@ -16,6 +20,7 @@ from launch_ros.actions import Node
 HERE = os.path.dirname(os.path.abspath(__file__))
 CONFIG_DIR = os.path.join(os.path.dirname(HERE), "config")  # share/ppd_ros/config once installed
 OUTPUTS = ("depth", "depth/camera_info", "points", "status")
+VIDEO_MODELS = ("ppvd",)  # by-name models that run a video pipeline (ppd_ros.hub.MODELS)
 
 
 def arguments(default_config):
@@ -25,6 +30,8 @@ def arguments(default_config):
         ("namespace", "", "namespace of the node and its topics"),
         ("image", "image", "camera image topic (remap target of 'image'; '<image>/compressed' for JPEG)"),
         ("camera_info", "camera_info", "camera_info topic (remap target of 'camera_info')"),
+        ("model", "", "ppd | ppd_moge2 | ppvd (official weights from the Hugging Face cache: ppd-ros weights "
+                      "fetch NAME), embedded, checkpoints; '' = the YAML's"),
         ("dit_checkpoint", "", "DiT checkpoint path (overrides the YAML; sets model:=checkpoints)"),
         ("semantics_checkpoint", "", "semantic encoder checkpoint path (overrides the YAML)"),
         ("metric_checkpoint", "", "MoGe-2 checkpoint path for metric scale (overrides the YAML)"),
@@ -42,7 +49,11 @@ def launch_setup(context, *args, **kwargs):
     """The actions, once the arguments are known (checkpoint overrides only when given)."""
     a = context.launch_configurations
     overrides = {k: a[k] for k in ("dit_checkpoint", "semantics_checkpoint", "metric_checkpoint") if a.get(k)}
-    if a.get("dit_checkpoint") or a.get("semantics_checkpoint"):
+    if a.get("model"):
+        overrides["model"] = a["model"]  # by name; explicit paths above replace the cached file of their role
+        if a["model"] in VIDEO_MODELS and "video_mode" not in a:  # ppvd.launch.py sets the mode itself
+            overrides["mode"] = "video_stream"
+    elif a.get("dit_checkpoint") or a.get("semantics_checkpoint"):
         overrides["model"] = "checkpoints"
     ns = a.get("namespace", "").strip("/")
     actions = [Node(

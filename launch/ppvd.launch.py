@@ -1,7 +1,9 @@
 """Launch the ppd_ros depth node with the video model PPVD (streaming by default, or exact windows).
 
-    ros2 launch ppd_ros ppvd.launch.py video_mode:=stream image:=/camera/image_raw \
-        dit_checkpoint:=/models/ppvd.pth semantics_checkpoint:=/models/pi3.safetensors
+    ros2 launch ppd_ros ppvd.launch.py model:=ppvd video_mode:=stream image:=/camera/image_raw rviz:=true
+
+(files from the cache: ``ppd-ros weights fetch ppvd``; or explicit paths
+``dit_checkpoint:=/models/ppvd.pth semantics_checkpoint:=/models/pi3.safetensors``).
 
 Same arguments as ppd.launch.py plus ``video_mode`` (stream | exact), which picks
 config/ppvd_stream.yaml or config/ppvd_exact.yaml unless ``config`` is given.

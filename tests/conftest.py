@@ -27,6 +27,11 @@ SKIP_PREFIX = "needs ../shared:"  # every skip for missing shared data starts so
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
+# huggingface_hub in this process never reaches a hub (not even its own side requests): tests that fetch
+# run the library in child processes with their own HF_* environment pointing at a loopback test hub.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_ENDPOINT"] = "http://127.0.0.1:9"  # the discard port: nothing listens
+
 
 def shared_required() -> bool:
     """True where the shared data must be complete: the folder exists, or PPD_REQUIRE_SHARED is set."""

@@ -10,13 +10,16 @@ import argparse
 import importlib
 import sys
 
-SUBCOMMANDS = ["image", "demo", "ros", "train", "evaluate"]
+SUBCOMMANDS = ["image", "demo", "ros", "train", "evaluate", "weights"]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser with every subcommand, or with ``only`` that one (its module alone is imported)."""
     ap = argparse.ArgumentParser(prog="ppd-ros", description="Pixel-Perfect Depth for ROS 2 (offline tools, demo, node runner)")
     sub = ap.add_subparsers(dest="command", required=True)
     for name in SUBCOMMANDS:
+        if only is not None and name != only:
+            continue
         try:
             mod = importlib.import_module(f"{__name__}.{name}")
         except ModuleNotFoundError:
@@ -28,7 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    # import only the named subcommand's module: `ppd-ros weights list` needs no torch
+    only = argv[0] if argv and argv[0] in SUBCOMMANDS else None
+    args = build_parser(only).parse_args(argv)
     return int(args.func(args) or 0)
 
 

@@ -2,8 +2,13 @@
 
 The node only sees ``Models``: ``pipeline`` with the streaming surface ``new_stream() / push(state,
 frame, stamp) -> list[DepthResult] / flush(state)`` and ``metric`` (a ``MetricStage`` or None).
-Errors are raised as ``CheckpointError`` / ``ConfigError`` with one-line messages; the node turns
-them into a configure FAILURE.
+Errors are raised as ``CheckpointError`` / ``ConfigError`` / ``WeightsError`` with one-line messages;
+the node turns them into a configure FAILURE.
+
+``model`` names one of ``hub.MODELS`` (``ppd``, ``ppd_moge2``, ``ppvd``): its files resolve from the
+Hugging Face cache (never downloaded here; a missing file fails with the ``ppd-ros weights fetch``
+command), an explicit ``*_checkpoint`` path replaces the cached file of its role, and the ``*_preset``
+parameters replace the registry's full-size architectures (reduced test models).
 """
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from typing import Any, Protocol
 
 from ..config import InferenceConfig, preset
 from ..errors import CheckpointError, ConfigError, PPDError
+from ..hub import MODELS, entry, require
 from .params import NodeSettings
 
 
@@ -71,8 +77,43 @@ def _optional(module: str) -> Any | None:
         raise
 
 
+def named_files(s: NodeSettings) -> dict[str, str]:
+    """Role (dit, semantics, metric) -> file of a by-name ``model``: explicit paths first, then the cache."""
+    spec = MODELS[s.model]
+    roles = {"dit": spec.dit, "semantics": spec.semantics}
+    if s.metric and spec.metric:
+        roles["metric"] = spec.metric
+    explicit = {"dit": s.dit_checkpoint, "semantics": s.semantics_checkpoint, "metric": s.metric_checkpoint}
+    cached = require([n for r, n in roles.items() if not explicit[r]], s.weights_cache_dir or None)
+    return {r: explicit[r] or str(cached[n]) for r, n in roles.items()}
+
+
+def _named_preset(override: str, name: str) -> Any:
+    """The architecture of a registry file: the ``*_preset`` parameter, else the registry's (full size)."""
+    return preset(override or entry(name).preset)
+
+
+def _named_image_pipeline(s: NodeSettings, cfg: InferenceConfig) -> tuple[Any, Any | None]:
+    """(pipeline, metric stage or None) for model ppd / ppd_moge2."""
+    from ..pipelines import PPDPipeline
+    spec, files = MODELS[s.model], named_files(s)
+    dit_cfg = _named_preset(s.dit_preset, spec.dit)
+    if s.model == "ppd_moge2":  # one MoGe-2 pass feeds the DiT's semantics and the metric stage
+        from ..pipelines.metric import MetricConfig, ppd_with_moge2_from_checkpoints
+        pipe, stage = ppd_with_moge2_from_checkpoints(
+            files["dit"], files["semantics"], cfg, MetricConfig(refresh_every=s.metric_refresh_every,
+                                                                output=s.output_resolution),
+            dit_cfg=dit_cfg, moge_cfg=_named_preset(s.semantics_preset, spec.semantics))
+        return pipe, (stage if s.metric else None)
+    pipe = PPDPipeline.from_checkpoints(files["dit"], files["semantics"], cfg, dit_cfg,
+                                        _named_preset(s.semantics_preset, spec.semantics))
+    return pipe, None
+
+
 def _image_pipeline(s: NodeSettings, cfg: InferenceConfig) -> tuple[Any, str]:
     from ..pipelines import PPDPipeline
+    if s.model in MODELS:
+        return _named_image_pipeline(s, cfg)[0], s.model
     if s.model == "checkpoints":
         pipe = PPDPipeline.from_checkpoints(s.dit_checkpoint, s.semantics_checkpoint, cfg,
                                             preset(s.dit_preset or "ppd_dit"),
@@ -107,6 +148,12 @@ def _video_pipeline(s: NodeSettings, cfg: InferenceConfig) -> tuple[Any, str]:
     if video is None:
         raise ConfigError(f"mode {s.mode!r} needs ppd_ros.pipelines.video (not installed); use mode:=image")
     mode = "stream" if s.mode == "video_stream" else "exact"
+    if s.model in MODELS:
+        spec, files = MODELS[s.model], named_files(s)
+        pipe = video.PPVDPipeline.from_checkpoints(files["dit"], files["semantics"], cfg,
+                                                   dit_cfg=_named_preset(s.dit_preset, spec.dit),
+                                                   pi3_cfg=_named_preset(s.semantics_preset, spec.semantics))
+        return VideoStream(pipe, mode), s.model
     if s.model == "checkpoints":
         dit_preset = s.dit_preset or "ppvd_dit_video"
         pipe = video.PPVDPipeline.from_checkpoints(s.dit_checkpoint, s.semantics_checkpoint, cfg,
@@ -128,6 +175,10 @@ def _metric_stage(s: NodeSettings, cfg: InferenceConfig) -> tuple[Any | None, st
     metric = _optional("ppd_ros.pipelines.metric")
     if metric is None:
         return None, "metric stage not installed (ppd_ros.pipelines.metric)"
+    if s.model in MODELS:
+        files = named_files(s)  # the cached MoGe-2 unless metric_checkpoint names another file
+        mcfg = _named_preset(s.metric_preset, MODELS[s.model].metric) if "metric" in files else None
+        return _moge2_stage(s, cfg, metric, files.get("metric"), mcfg), ""
     if s.metric_checkpoint:
         return _moge2_stage(s, cfg, metric), ""
     embedded = _optional("ppd_ros.embedded")
@@ -142,11 +193,14 @@ def _metric_stage(s: NodeSettings, cfg: InferenceConfig) -> tuple[Any | None, st
         return None, str(exc)
 
 
-def _moge2_stage(s: NodeSettings, cfg: InferenceConfig, metric: Any) -> Any:
+def _moge2_stage(s: NodeSettings, cfg: InferenceConfig, metric: Any, path: str | None = None,
+                 config: Any | None = None) -> Any:
     """MetricStage over a MoGe-2 checkpoint (official model.pt, or .safetensors + metric_preset)."""
     from ..pipelines.moge import MoGe2Runner, load_moge2
     from ..runtime import resolve_device
-    model = load_moge2(s.metric_checkpoint, preset(s.metric_preset) if s.metric_preset else None)
+    if config is None and s.metric_preset:
+        config = preset(s.metric_preset)
+    model = load_moge2(path or s.metric_checkpoint, config)
     model = model.to(resolve_device(cfg.device))
     mcfg = metric.MetricConfig(refresh_every=s.metric_refresh_every, output=s.output_resolution)
     return metric.MetricStage(MoGe2Runner(model, num_tokens=s.metric_tokens or None), mcfg)
@@ -158,6 +212,10 @@ def build_models(s: NodeSettings) -> Models:
     if s.cpu_threads:
         import torch
         torch.set_num_threads(s.cpu_threads)  # process-wide: the node owns its process
+    if s.model == "ppd_moge2":  # pipeline and metric stage share one MoGe-2
+        pipe, stage = _named_image_pipeline(s, cfg)
+        return Models(pipeline=pipe, metric=stage, name=s.model,
+                      metric_note="" if stage else "metric scaling off (parameter metric=false)")
     pipe, name = _image_pipeline(s, cfg) if s.mode == "image" else _video_pipeline(s, cfg)
     stage, note = _metric_stage(s, cfg)
     return Models(pipeline=pipe, metric=stage, name=name, metric_note=note,

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 
 from ..errors import ConfigError
+from ..hub import MODELS
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,12 @@ class Param:
 PARAMS: tuple[Param, ...] = (
     # --- model (read-only: changing them needs a cleanup/configure cycle) ----------------------
     Param("model", "embedded", "'embedded' (default small models shipped with the package), "
-          "'embedded:<name>', or 'checkpoints' (dit_checkpoint + semantics_checkpoint)", read_only=True),
+          "'embedded:<name>', 'checkpoints' (dit_checkpoint + semantics_checkpoint), or official weights by "
+          "name from the Hugging Face cache (ppd-ros weights fetch NAME): 'ppd' (PPD + DA2), 'ppd_moge2' (PPD "
+          "with MoGe-2 semantics, one shared encoder pass), 'ppvd' (streaming PPVD + pi3 + MoGe-2 metric)",
+          read_only=True),
+    Param("weights_cache_dir", "", "cache folder of the official weights for model ppd / ppd_moge2 / ppvd "
+          "('' = the Hugging Face cache: HF_HUB_CACHE, else HF_HOME/hub)", read_only=True),
     Param("mode", "image", "pipeline: image (PPD per frame), video_exact (PPVD windows), "
           "video_stream (PPVD streaming)", choices=("image", "video_exact", "video_stream"), read_only=True),
     Param("dit_checkpoint", "", "path of the DiT checkpoint (model=checkpoints)", read_only=True),
@@ -105,6 +111,7 @@ class NodeSettings:
     """Every parameter's value, validated; built once per configure."""
 
     model: str = "embedded"
+    weights_cache_dir: str = ""
     mode: Literal["image", "video_exact", "video_stream"] = "image"
     dit_checkpoint: str = ""
     semantics_checkpoint: str = ""
@@ -142,8 +149,10 @@ class NodeSettings:
     log_throttle: float = 5.0
 
     def __post_init__(self) -> None:
-        if not (self.model == "checkpoints" or self.model == "embedded" or self.model.startswith("embedded:")):
-            raise ConfigError(f"model must be 'embedded', 'embedded:<name>' or 'checkpoints', got {self.model!r}")
+        named = _check_model(self.model, self.mode)
+        if not (named or self.model == "checkpoints" or self.model == "embedded" or self.model.startswith("embedded:")):
+            raise ConfigError(f"model must be 'embedded', 'embedded:<name>', 'checkpoints' or one of "
+                              f"{', '.join(MODELS)}, got {self.model!r}")
         if self.model == "checkpoints" and not (self.dit_checkpoint and self.semantics_checkpoint):
             raise ConfigError("model 'checkpoints' needs both dit_checkpoint and semantics_checkpoint")
         names = [normalize_namespace(c) for c in self.cameras]
@@ -152,6 +161,17 @@ class NodeSettings:
         if len(set(names)) != len(names):
             raise ConfigError(f"cameras lists a namespace twice: {list(self.cameras)}")
         object.__setattr__(self, "cameras", tuple(names))
+
+
+def _check_model(model: str, mode: str) -> bool:
+    """True for a by-name model (hub.MODELS); ConfigError when it does not fit ``mode``."""
+    if model not in MODELS:
+        return False
+    video = MODELS[model].mode != "image"
+    if video != (mode != "image"):
+        want = "mode:=video_stream (or video_exact)" if video else "mode:=image"
+        raise ConfigError(f"model {model!r} is {'a video' if video else 'an image'} model: set {want}")
+    return True
 
 
 def normalize_namespace(ns: str) -> str:

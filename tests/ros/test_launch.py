@@ -103,7 +103,7 @@ def test_param_files_keyed_by_node_name_and_declared(cfg: str) -> None:
 def test_ppd_launch_defaults(monkeypatch) -> None:
     ld = load(monkeypatch, "ppd.launch.py")
     values, actions = expand(ld)
-    assert {"config", "namespace", "image", "camera_info", "dit_checkpoint", "semantics_checkpoint",
+    assert {"config", "namespace", "image", "camera_info", "model", "dit_checkpoint", "semantics_checkpoint",
             "metric_checkpoint", "rviz", "bag", "bag_path"} <= set(values)
     (node,) = actions  # rviz and bag off by default
     kw = node.kwargs
@@ -130,6 +130,37 @@ def test_ppd_launch_arguments_reach_the_node(monkeypatch) -> None:
     cmd = bag.kwargs["cmd"]
     assert cmd[:3] == ["ros2", "bag", "record"] and cmd[cmd.index("-o") + 1] == "/tmp/b"
     assert set(cmd[-4:]) == {"/front/depth", "/front/depth/camera_info", "/front/points", "/front/status"}
+
+
+def test_model_argument_selects_official_weights_by_name(monkeypatch) -> None:
+    from ppd_ros.hub import MODELS
+    from ppd_ros.ros.params import NodeSettings
+    ld = load(monkeypatch, "ppd.launch.py")
+    for model in MODELS:
+        _, actions = expand(ld, model=model, rviz="true")
+        node, rviz = actions
+        over = node.kwargs["parameters"][1]
+        assert over == ({"model": model, "mode": "video_stream"} if model == "ppvd" else {"model": model})
+        NodeSettings(model=model, mode=over.get("mode", "image"))  # a consistent pair for the node
+        assert rviz.kwargs["arguments"][1].endswith("config/ppd_ros.rviz")
+    # by name + an explicit path: the path replaces the cached file of its role
+    _, (node,) = expand(ld, model="ppd", metric_checkpoint="/m/model.pt")
+    assert node.kwargs["parameters"][1] == {"model": "ppd", "metric_checkpoint": "/m/model.pt"}
+
+
+def test_ppvd_launch_model_argument_keeps_its_video_mode(monkeypatch) -> None:
+    ld = load(monkeypatch, "ppvd.launch.py")
+    _, (node,) = expand(ld, model="ppvd", video_mode="exact")
+    assert node.kwargs["parameters"][1] == {"model": "ppvd"}  # the mode comes from ppvd_exact.yaml
+    assert Path(node.kwargs["parameters"][0]).name == "ppvd_exact.yaml"
+
+
+def test_param_files_load_official_weights_by_name() -> None:
+    from ppd_ros.ros.params import NodeSettings
+    for cfg, model in [("ppd.yaml", "ppd"), ("ppvd_stream.yaml", "ppvd"), ("ppvd_exact.yaml", "ppvd")]:
+        p = yaml.safe_load((REPO / "config" / cfg).read_text())["depth_node"]["ros__parameters"]
+        assert p["model"] == model and "dit_checkpoint" not in p and not p["dit_preset"] and not p["semantics_preset"]
+        NodeSettings(model=p["model"], mode=p["mode"])
 
 
 def test_ppvd_launch_picks_the_video_preset(monkeypatch) -> None:
