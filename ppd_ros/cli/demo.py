@@ -68,7 +68,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--offline", action="store_true", help="no ROS processes: run the pipeline in-process")
     p.add_argument("--mode", choices=("image", "video_stream", "video_exact"), default="video_stream",
                    help="pipeline: small PPVD streaming (default), PPVD exact windows, or the small PPD per frame")
-    p.add_argument("--steps", type=int, default=4, help="Euler sampling steps")
+    p.add_argument("--steps", type=int, default=0,
+                   help="Euler sampling steps (0 = the stream default: 1 for the embedded models, 4 for --official)")
     p.add_argument("--rate", type=float, default=1.0, help="camera frame rate [Hz]")
     p.add_argument("--timeout", type=float, default=240.0, help="give up waiting for the node after [s]")
     p.set_defaults(func=run)
@@ -127,10 +128,11 @@ def load_pipeline(args: argparse.Namespace):
     from ..config import InferenceConfig
     from ..embedded import load_embedded_image_pipeline, load_embedded_video_pipeline
     from ..pipelines import PPDPipeline
+    from ..embedded import EMBEDDED_STREAM_STEPS
     if args.official:
         return PPDPipeline.from_checkpoints(args.official[0], args.official[1],
-                                            InferenceConfig(steps=args.steps, device="auto"))
-    cfg = InferenceConfig(steps=args.steps, device="cpu")
+                                            InferenceConfig(steps=args.steps or 4, device="auto"))
+    cfg = InferenceConfig(steps=args.steps or EMBEDDED_STREAM_STEPS, device="cpu")
     if args.mode == "image":
         return load_embedded_image_pipeline("default", cfg)
     from ..ros.factory import VideoStream  # the node's binding of the stream mode

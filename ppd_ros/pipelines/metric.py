@@ -88,7 +88,7 @@ class MetricConfig:
     refresh_every: int = 1  # run MoGe-2 + RANSAC every N frames; reuse the last map in between
     # Temporal stability of a stream (docs/stable_streams.md). The per-frame fit alone jumps (RANSAC samples
     # differ from frame to frame); these defaults were chosen with bench/bench_stability.py.
-    smoothing: float = 0.8  # EMA weight of the held (a, b, max_depth) at a refresh, in [0, 1)
+    smoothing: float = 0.95  # EMA weight of the held (a, b, max_depth) at a refresh, in [0, 1)
     adapt_threshold: float = 0.2  # median |change of log(1+d)| of a new fit above which the held map jumps
     # to it at once (a real scale change: zoom, new scene) instead of easing in; <= 0: always smooth
     reseed_fit: bool = True  # restart the RANSAC generator at every fit: equal inputs give equal fits

@@ -22,8 +22,9 @@ reproduces it; this mode keeps the window's *structure* causally:
   are cleared. The next result's ``continuity`` says why.
 * **Noise** (``VideoConfig.noise``): "fixed" uses the stream's first noise row for every frame and
   reference pass (an unchanged scene gives an unchanged depth); "fresh" the row of the virtual position.
-* **Warm start** (``InferenceConfig.warm_start``): a new frame whose image barely moved starts at
-  ``timesteps[warm_start_step]`` from the previous frame's raw prediction re-noised with the fixed row;
+* **Warm start** (``InferenceConfig.warm_start``): a new frame whose image barely moved since the last
+  cold frame starts at ``timesteps[warm_start_step]`` from that frame's raw prediction re-noised with the
+  fixed row;
   it runs the remaining steps and reads the cache slots of those steps. Reference passes are always cold.
 """
 from __future__ import annotations
@@ -64,8 +65,8 @@ class VideoStreamState:
     thumb: torch.Tensor  # (THUMB, THUMB) previous frame's grey thumbnail
     ref_index: torch.Tensor  # (R,) int64 stream frame index of each reference slot (diagnostics)
     next_index: torch.Tensor  # (R,) int64 frame index of each next-reference slot
-    prev: torch.Tensor  # (1, 1, s, s) previous frame's raw clean latent (warm start)
-    small: torch.Tensor  # (s/4, s/4) previous frame's grey image (motion test)
+    prev: torch.Tensor  # (1, 1, s, s) raw clean latent of the last cold frame (warm-start anchor)
+    small: torch.Tensor  # (s/4, s/4) grey image of the last cold frame (motion test)
     key_positions: tuple[int, ...]  # virtual-window positions whose frames become the next references
     num_refs: int = 0  # valid reference slots (1 right after a start, R after the first refresh)
     position: int = 0  # next virtual window position
@@ -254,7 +255,6 @@ def push_stream(pipe: "PPVDPipeline", st: VideoStreamState, frame: np.ndarray, s
     continuity, st.pending = st.pending, ""
     small = grey_small(image)
     mov = motion(small, st.small) if st.prev_valid else float("inf")
-    st.small.copy_(small)
     st.last_stamp = stamp
     steps = len(pipe.sampler.timesteps)
     if st.num_refs == 0:  # stream start: the frame is the first reference and is its own window
@@ -267,6 +267,7 @@ def push_stream(pipe: "PPVDPipeline", st: VideoStreamState, frame: np.ndarray, s
         st.next_images[0], st.next_anchors[0] = image[0], pred
         st.next_stamps[0] = stamp
         st.prev[0, 0] = pred.float() - 0.5
+        st.small.copy_(small)
         st.prev_valid = True
         aligned, start, evals = pred.float(), 0, steps
     else:
@@ -276,6 +277,8 @@ def push_stream(pipe: "PPVDPipeline", st: VideoStreamState, frame: np.ndarray, s
             evals += st.num_refs * steps
         start = pipe.cfg.warm_start_step if pipe.cfg.warm_start_active and mov <= pipe.cfg.motion_threshold else 0
         aligned = _new_frame(pipe, st, image, start)
+        if start == 0:  # a cold frame is the next anchor (see image.py: warm results are not fed back)
+            st.small.copy_(small)
         evals += steps - start
     st.frames += 1
     out = DepthResult(depth=pipe.to_output(aligned[None, None], frame.shape[:2])[0],
@@ -296,8 +299,9 @@ def _new_frame(pipe: "PPVDPipeline", st: VideoStreamState, image: torch.Tensor, 
     # a warm frame writes its ring entry only for the steps it runs; the skipped slots keep an older frame's
     # tokens, still a frame of this stream (the ring is a bounded set of recent context, not exact history)
     pred, _ = pipe.sample(image, init, _FrameContext(st, pipe.dit.cfg), semantics=sem, start=start)
-    st.prev.copy_(pred.float() - 0.5)
-    st.prev_valid = True
+    if not start:
+        st.prev.copy_(pred.float() - 0.5)
+        st.prev_valid = True
     aligned = (st.scale * pred[0, 0].float() + st.shift)  # (s, s)
     m = st.recent_temporal.shape[3]
     if m:

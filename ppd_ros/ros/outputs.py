@@ -127,7 +127,8 @@ class CameraOutputs:
         age = (stamp_ns(out.frame.header) - self._scale_stamp_ns) / 1e9 if self._scale_stamp_ns else math.nan
         refs = [r.stamp_ns if isinstance(r, Frame) else r for r in getattr(out.result, "reference_stamps", ())]
         now_ns = self._node.get_clock().now().nanoseconds
-        level, message = (1, "; ".join(out.frame.warnings)[:300]) if out.frame.warnings else (0, "")
+        level = 1 if out.frame.warnings else 0
+        message = "; ".join([*out.frame.warnings, start_note(out.result)])[:300]
         return make_status(
             header=out.frame.header, model=self.model_name, mode=self.s.mode, camera=self.ns,
             stream_index=int(getattr(out.result, "index", out.stream_index)),
@@ -137,3 +138,10 @@ class CameraOutputs:
             latency_ms=timings, total_latency_ms=(now_ns - stamp_ns(out.frame.header)) / 1e6,
             dropped=snap.dropped, frames_in=snap.received, frames_out=snap.published + 1,
             level=level, message=message)
+
+
+def start_note(result: Any) -> str:
+    """How the frame's sampling started: 'warm', 'cold' or 'cold: <why the stream restarted>', + DiT evaluations."""
+    warm, why, evals = getattr(result, "warm", False), getattr(result, "continuity", ""), getattr(result, "dit_evals", 0)
+    note = "warm" if warm else ("cold: " + why if why else "cold")
+    return note + (f" ({evals} DiT evals)" if evals else "")
