@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--moving", type=int, default=2, help="held-out clips of bench/eval_video.py")
     ap.add_argument("--real-frames", type=int, default=24)
     ap.add_argument("--no-real", action="store_true")
-    ap.add_argument("--full-size-frames", type=int, default=3, help="0: skip the full-size column")
+    ap.add_argument("--full-size-frames", type=int, default=2, help="0: skip the full-size column")
     ap.add_argument("--methods", default="", help="comma-separated subset")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--quick", action="store_true")

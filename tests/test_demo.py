@@ -18,7 +18,8 @@ def test_short_demo_run(tmp_path: Path):
         assert key in s, key
     assert s["pipeline"] == "video_stream"  # the default: the small PPVD, streaming
     # node mode sends each real still twice (a late-joining reader may miss the first sample)
-    assert s["frames_in"] == (3 * 2 + 2 if s["mode"] == "node" else 3 + 2)
+    # + the static camera's 2 frames
+    assert s["frames_in"] == (3 * 2 + 2 + 2 if s["mode"] == "node" else 3 + 2 + 2)
     assert 0 < s["frames_out"] <= s["frames_in"]
     assert s["frames_dropped"] == s["frames_in"] - s["frames_out"]
     for name, m in s["real_frames"].items():
@@ -29,6 +30,9 @@ def test_short_demo_run(tmp_path: Path):
         assert img is not None and img.std() > 5, p  # real content, not a blank canvas
     if _ros_available():
         assert s["mode"] == "node" and (Path(s["bag"]) / "metadata.yaml").is_file()
+    st = s["stability"]["static_camera"]
+    assert st["frames"] == 2 and 0 <= st["static_flicker_relative"] < 0.05  # one noise per stream: still depth
+    assert st["dit_evals_per_frame"] >= 1 and st["warm_frames"] + st["cold_frames"] == 2
 
 
 def test_offline_demo_in_exact_video_mode(tmp_path: Path):
@@ -36,5 +40,5 @@ def test_offline_demo_in_exact_video_mode(tmp_path: Path):
     assert main(["demo", "--out", str(out), "--sequence", "2", "--offline", "--mode", "video_exact"]) == 0
     s = json.loads((out / "summary.json").read_text())
     assert s["mode"] == "offline" and s["pipeline"] == "video_exact"
-    assert s["frames_in"] == s["frames_out"] == 3 + 2 and s["frames_dropped"] == 0  # flushed windows
+    assert s["frames_in"] == s["frames_out"] == 3 + 2 + 2 and s["frames_dropped"] == 0  # flushed windows
     assert all(m["model_absrel"] < m["constant_absrel"] for m in s["real_frames"].values())

@@ -24,6 +24,7 @@ class Clip:
     rgb: np.ndarray  # (T, H, W, 3) uint8
     depth: np.ndarray  # (T, H, W) float32 metres (+inf sky)
     event: int = -1  # frame index of the cut / zoom (-1: none)
+    K: np.ndarray | None = None  # (3, 3) intrinsics of the first frame
 
 
 def _scene(seed: int, cfg: SynthConfig):
@@ -69,4 +70,4 @@ def make_clip(kind: str, seed: int, length: int = 16, cfg: SynthConfig = SynthCo
         frames.append(_shot(sc, k, look_pose(p, y, pt, 0.0), cfg, noise, exposure))
     rgb = np.stack([f[0] for f in frames])
     depth = np.stack([f[1] for f in frames]).astype(np.float32)
-    return Clip(kind, rgb, depth, half if kind in ("cut", "zoom") else -1)
+    return Clip(kind, rgb, depth, half if kind in ("cut", "zoom") else -1, K)

@@ -23,6 +23,7 @@ from ..pointcloud import depth_to_cloud
 from ..visualize import colorize
 from . import conversions as conv
 from .messages import STATUS_MSG_TYPE, make_status
+from .stream_stats import start_note
 from .params import NodeSettings, topic
 from .stream_stats import StatsSnapshot
 from .worker import Frame, Output
@@ -139,9 +140,3 @@ class CameraOutputs:
             dropped=snap.dropped, frames_in=snap.received, frames_out=snap.published + 1,
             level=level, message=message)
 
-
-def start_note(result: Any) -> str:
-    """How the frame's sampling started: 'warm', 'cold' or 'cold: <why the stream restarted>', + DiT evaluations."""
-    warm, why, evals = getattr(result, "warm", False), getattr(result, "continuity", ""), getattr(result, "dit_evals", 0)
-    note = "warm" if warm else ("cold: " + why if why else "cold")
-    return note + (f" ({evals} DiT evals)" if evals else "")

@@ -133,3 +133,19 @@ def error_class(exc: BaseException) -> str:
     8000x8000 and 9000x9000 (or random encoding names) are the same one."""
     text = _VARIABLE.sub("#", str(exc))
     return f"{type(exc).__name__}: {text[:60]}"
+
+
+def start_note(result: object) -> str:
+    """How a frame's sampling started: 'warm', 'cold' or 'cold: <why the stream restarted>', + DiT evaluations."""
+    warm, why, evals = getattr(result, "warm", False), getattr(result, "continuity", ""), getattr(result, "dit_evals", 0)
+    note = "warm" if warm else ("cold: " + why if why else "cold")
+    return note + (f" ({evals} DiT evals)" if evals else "")
+
+
+_START = re.compile(r"(?:^|; )(warm|cold)(?:: (\w+))?(?: \((\d+) DiT evals\))?$")
+
+
+def parse_start_note(message: str) -> tuple[bool, str, int] | None:
+    """(warm, continuity, dit_evals) from a status message ending in :func:`start_note`; None if absent."""
+    m = _START.search(message or "")
+    return None if m is None else (m.group(1) == "warm", m.group(2) or "", int(m.group(3) or 0))

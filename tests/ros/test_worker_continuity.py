@@ -9,8 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from ppd_ros.ros.factory import Models
-from ppd_ros.ros.outputs import start_note
-from ppd_ros.ros.stream_stats import ThrottledLog
+from ppd_ros.ros.stream_stats import ThrottledLog, parse_start_note, start_note
 from ppd_ros.ros.worker import Frame, InferenceWorker, camera_key
 
 from ..test_stable_streams import image_pipe
@@ -64,7 +63,9 @@ def test_node_side_triggers_cold_start_and_warm_never_crosses_them():
     assert snap.published == snap.received == len(published) and snap.dropped_total == 0
     assert snap.starts["restart_camera_info"] == 2 and snap.starts["warm"] == 3 and snap.last_start == "warm"
     assert any("stream restarted cold (gap)" in line for line in logs)
-    assert start_note(published[2].result).startswith("cold: time_jump")
+    assert start_note(published[2].result) == "cold: time_jump (4 DiT evals)"
+    assert parse_start_note("bad camera_info; " + start_note(published[1].result)) == (True, "", 4 - 1)
+    assert parse_start_note("no note here") is None
 
 
 def test_exact_windows_are_flushed_before_a_restart_and_every_frame_is_accounted():
