@@ -83,3 +83,53 @@ def test_exact_windows_are_flushed_before_a_restart_and_every_frame_is_accounted
 def test_camera_key_tracks_calibration_only():
     assert camera_key(None) is None
     assert camera_key(calib(50.0)) == camera_key(calib(50.0)) != camera_key(calib(50.5))
+
+
+class SlowStream:
+    """A pipeline whose push takes a while and whose state reports resets like the real ones."""
+
+    class State:
+        def __init__(self) -> None:
+            self.pending, self.resets = "first_frame", []
+
+        def reset(self, reason: str = "request") -> None:
+            self.pending = reason
+            self.resets.append(reason)
+
+    def __init__(self) -> None:
+        import threading
+        self.started = threading.Event()
+
+    def new_stream(self, seed=None):
+        return self.State()
+
+    def push(self, state, frame, stamp=None):
+        self.started.set()
+        time.sleep(0.3)
+        why, state.pending = state.pending, ""
+        return [SimpleNamespace(depth=frame[..., 0], depth_model=frame[..., 0], index=0, stamp=stamp,
+                                continuity=why, warm=not why, dit_evals=1)]
+
+    def flush(self, state):
+        return []
+
+
+def test_reset_requested_while_a_frame_is_in_flight_applies_to_the_next_frame():
+    pipe = SlowStream()
+    w, published, _ = worker_for(pipe)
+    w.start()
+    rgb = np.full((4, 5, 3), 7, np.uint8)
+    send(w, 10 * S, rgb)
+    assert wait_for(lambda: len(published) == 1, 5)
+    pipe.started.clear()
+    w.received(0)
+    w.submit(0, Frame(0, rgb, header=None, stamp_ns=11 * S))
+    assert pipe.started.wait(5)
+    w.request_reset(0)  # the frame in flight finishes as it started
+    assert wait_for(lambda: len(published) == 2, 5)
+    send(w, 12 * S, rgb)
+    assert wait_for(lambda: len(published) == 3, 5)
+    w.stop()
+    assert [o.result.continuity for o in published] == ["first_frame", "", "request"]
+    snap = w.streams[0].stats.snapshot()
+    assert snap.published == snap.received == 3 and snap.dropped_total == 0
