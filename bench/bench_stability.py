@@ -58,6 +58,7 @@ VIDEO_METHODS = {  # name: (mode, VideoConfig.noise, InferenceConfig overrides)
     "ppvd_stream_fixed_s1": ("stream", "fixed", dict(steps=1)),
 }
 MOVING = ("pan", "fast", "moving")
+DEFAULT_IMAGE, DEFAULT_STREAM = "ppd_fixed_s1", "ppvd_stream_fixed_s1"  # the embedded stream defaults
 
 
 def real_video(frames: int, fetch: bool) -> np.ndarray | None:
@@ -201,6 +202,54 @@ def full_size_speed(frames: int, threads: int) -> dict:
     return out
 
 
+def interleaved_speed(image, video, rgb: np.ndarray, repeat: int) -> dict:
+    """ms per frame of today's 4-step streams and the new defaults, timed round-robin (A B A B ...) so that
+    load from other processes hits them alike; mean over ``repeat`` frames (PPVD references included)."""
+    from bench.common import measure_interleaved
+    from ppd_ros.pipelines import PPDPipeline
+    from ppd_ros.pipelines.video import PPVDPipeline
+
+    def image_fn(name: str):
+        pipe = PPDPipeline(image.dit, image.encoder, replace(image.cfg, **IMAGE_METHODS[name]))
+        st, i = pipe.new_stream(0), [0]
+        return lambda: (pipe.push(st, rgb[i[0] % len(rgb)], stamp=i[0]), i.__setitem__(0, i[0] + 1))
+
+    def video_fn(name: str):
+        mode, noise, kw = VIDEO_METHODS[name]
+        pipe = PPVDPipeline(video.dit, video.encoder, replace(video.cfg, **kw), replace(video.video, noise=noise))
+        st, i = pipe.new_stream(mode, seed=0), [0]
+        return lambda: (pipe.push(st, rgb[i[0] % len(rgb)], stamp=i[0]), i.__setitem__(0, i[0] + 1))
+    fns = {"ppd_fresh_s4": image_fn("ppd_fresh_s4"), DEFAULT_IMAGE: image_fn(DEFAULT_IMAGE),
+           "ppvd_stream_fresh": video_fn("ppvd_stream_fresh"), DEFAULT_STREAM: video_fn(DEFAULT_STREAM)}
+    t = measure_interleaved(fns, torch.device("cpu"), warmup=2, repeat=repeat)
+    ms = {k: round(float(np.mean(v.ms)), 1) for k, v in t.items()}
+    return {"ms_per_frame": ms, "frames": repeat,
+            "speedup_image": round(ms["ppd_fresh_s4"] / ms[DEFAULT_IMAGE], 2),
+            "speedup_stream": round(ms["ppvd_stream_fresh"] / ms[DEFAULT_STREAM], 2)}
+
+
+def targets(rows: dict, speed: dict) -> dict:
+    """The issue's targets, evaluated on this run (relative and metric; the defaults against the baselines)."""
+    d, fresh, exact = rows.get(DEFAULT_IMAGE), rows.get("ppd_fresh_s4"), rows.get("ppvd_exact")
+    if not (d and fresh and exact):
+        return {}
+    out = {"static_flicker_le_0.01": max(d["static_flicker"], d["real_static_flicker"]) <= 0.01,
+           "static_flicker_le_0.1x_exact": d["static_flicker"] <= 0.1 * exact["static_flicker"]
+           and d["real_static_flicker"] <= 0.1 * exact["real_static_flicker"],
+           "metric_static_flicker_le_0.01": max(d["metric_static_flicker[default]"],
+                                                d["metric_real_flicker[default]"]) <= 0.01,
+           "metric_static_flicker_le_0.1x_exact": d["metric_static_flicker[default]"]
+           <= 0.1 * exact["metric_static_flicker[default]"]
+           and d["metric_real_flicker[default]"] <= 0.1 * exact["metric_real_flicker[default]"],
+           "moving_absrel_within_2pct_of_fresh": d["absrel"] <= 1.02 * fresh["absrel"],
+           "gt_flicker_below_fresh": d["gt_flicker"] < fresh["gt_flicker"],
+           "cut_recovered_within_one_frame": d["cut_recovery"] <= 1.1,
+           "scale_jitter_le_1pct": d["scale_jitter[default]"] <= 0.01}
+    if speed:
+        out["speedup_ge_1.8"] = speed["speedup_image"] >= 1.8
+    return out
+
+
 def table(rows: list[dict]) -> str:
     cols = [("method", "{:<24}"), ("absrel", "{:>8.4f}"), ("gt_flicker", "{:>8.4f}"), ("static_flicker", "{:>9.4f}"),
             ("real_static_flicker", "{:>9.4f}"), ("metric_static_flicker[default]", "{:>9.4f}"),
@@ -225,12 +274,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-real", action="store_true")
     ap.add_argument("--full-size-frames", type=int, default=2, help="0: skip the full-size column")
     ap.add_argument("--methods", default="", help="comma-separated subset")
+    ap.add_argument("--speed-frames", type=int, default=16, help="interleaved timing frames per variant; 0: skip")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--metric-smoothing", default="", help="extra metric stages to compare, e.g. 0.8,0.95")
     args = ap.parse_args(argv)
     if args.quick:
         args.seeds, args.length, args.moving, args.real_frames, args.full_size_frames = 1, 10, 1, 12, 0
+        args.speed_frames = 4
     torch.set_num_threads(args.threads)
     from ppd_ros.data.synthetic import SynthConfig
     from ppd_ros.embedded import embedded_inference_config, load_embedded_image_pipeline, load_embedded_metric_stage
@@ -271,17 +322,27 @@ def main(argv: list[str] | None = None) -> int:
         runs = {k: run_stream(pipe, lambda: pipe.new_stream(mode, seed=0), x) for k, x in inputs.items()}
         rows.append(evaluate(name, runs, clips, real, stages))
         print(table(rows[-1:]).splitlines()[-1], flush=True)
+    speed = interleaved_speed(base, video, clips["fast:0"].rgb, args.speed_frames) if args.speed_frames else {}
     full = full_size_speed(args.full_size_frames, args.threads) if args.full_size_frames else {}
     print(f"\nembedded models, CPU ({torch.get_num_threads()} thread), synthetic clips {args.seeds} seeds x "
           f"{args.length} frames (128x96), {args.moving} eval_video clips, real: "
           f"{'vtest.avi ' + str(len(real)) + ' frames' if real is not None else 'none'}")
     print(table(rows))
+    if speed:
+        print(f"interleaved timing ({speed['frames']} frames each, A B A B): " + ", ".join(
+            f"{k} {v} ms" for k, v in speed["ms_per_frame"].items()) + f"; default vs 4-step fresh: image "
+            f"x{speed['speedup_image']}, PPVD stream x{speed['speedup_stream']}")
+    by_name = {r["method"]: r for r in rows}
+    goals = targets(by_name, speed)
+    if goals:
+        print("targets: " + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in goals.items()))
     if full:
         print("full-size PPD architecture (random weights), 128x96, ms per frame (static clip): "
               + ", ".join(f"{k} {v['ms_per_frame']} ms ({v['dit_evals']:g} evals)" for k, v in full.items()))
     emit({"bench": "stability", "seeds": args.seeds, "length": args.length, "moving_clips": args.moving,
           "real": "vtest.avi" if real is not None else None, "threads": torch.get_num_threads(),
           "methods": {r["method"]: {k: v for k, v in r.items() if k != "method"} for r in rows},
+          "interleaved_speed": speed, "targets": goals, "defaults": [DEFAULT_IMAGE, DEFAULT_STREAM],
           "full_size_128x96": full, "wall_s": round(time.perf_counter() - t_start, 1)})
     return 0
 

@@ -8,9 +8,10 @@ from .bench_loader import last_json, load
 
 def test_stability_bench(capsys: pytest.CaptureFixture[str]) -> None:
     load("bench_stability").main(["--seeds", "1", "--length", "6", "--moving", "1", "--no-real",
-                                  "--full-size-frames", "0", "--methods", "ppd_fresh_s4,ppd_fixed_s1"])
+                                  "--full-size-frames", "0", "--speed-frames", "1", "--methods", "ppd_fresh_s4,ppd_fixed_s1"])
     rec = last_json(capsys.readouterr().out)
     assert rec["bench"] == "stability" and set(rec["methods"]) == {"ppd_fresh_s4", "ppd_fixed_s1"}
+    assert set(rec["interleaved_speed"]["ms_per_frame"]) >= {"ppd_fresh_s4", "ppd_fixed_s1"}
     for row in rec["methods"].values():
         for key in ("absrel", "gt_flicker", "static_flicker", "dit_evals", "ms_per_frame", "latency_ms",
                     "cut_recovery", "scale_jitter[default]", "metric_static_flicker[per_frame]"):
