@@ -7,7 +7,9 @@ Rows: model (encoder + DiT + sampler through PPDPipeline), decoder (decoder-only
 constant and plane (GT-fitted log-depth plane, an oracle). AbsRel/delta1/flying pixels are measured
 after a per-image scale-and-shift fit of the log-depth output (see ppd_ros/train/evaluation.py).
 The metric AbsRel (model row) comes from the embedded metric stage with a predicted focal,
-without any alignment (Aloe has no trusted metric GT).
+without any alignment (Aloe has no trusted metric GT). The published fraction (every frame, Aloe
+included) is the share of GT-valid pixels that the metric stage publishes as finite metres (not NaN /
++inf outside the MoGe-2 mask), with the camera's intrinsics where known (as the node gets them).
 """
 from __future__ import annotations
 
@@ -35,7 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     from ppd_ros.embedded import (embedded_inference_config, load_embedded_image_pipeline, load_embedded_metric_stage,
                                   model_card, model_card_path)
-    from ppd_ros.train.benchmark import evaluate_metric, evaluate_real, evaluate_synthetic_test, format_table
+    from ppd_ros.train.benchmark import (evaluate_metric, evaluate_published, evaluate_real, evaluate_synthetic_test,
+                                         format_table)
     from dataclasses import replace
     cfg = embedded_inference_config(None, args.model)
     if args.steps:
@@ -60,13 +63,25 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     real = evaluate_real(pipe)
     syn = evaluate_synthetic_test(pipe, args.synthetic) if args.synthetic else None
-    met = evaluate_metric(pipe, load_embedded_metric_stage(args.model))
+    stage = load_embedded_metric_stage(args.model)
+    met = evaluate_metric(pipe, stage)
+    published = evaluate_published(pipe, stage)
     print(format_table(real, syn, met))
     print("metric stage (focal predicted, no alignment): " + "; ".join(
         f"{n}: AbsRel {m['metric_absrel']:.3f}, scale pred/GT {m['scale_ratio']:.2f}, focal error "
         f"{100 * m['focal_rel_error']:+.0f} %" for n, m in met.items()))
+    if any("metric_absrel_official_mask" in m for m in met.values()):
+        print("metric AbsRel split: " + "; ".join(
+            f"{n}: on the official-mask pixels {m['metric_absrel_official_mask']:.3f} (unchanged by the threshold), "
+            f"on the pixels the calibrated threshold adds {m['metric_absrel_added'] or float('nan'):.3f}"
+            for n, m in met.items()))
+    print(f"metric stage, published fraction of GT-valid pixels (fit mask > {stage.moge.mask_threshold:g}, published "
+          f"> {stage.moge.publish_threshold}): "
+          + "; ".join(f"{n}: {v:.3f}" for n, v in published.items()))
     result = {"model": args.model, "steps": cfg.steps, "target_area": cfg.target_area, "real": real,
-              "synthetic": syn, "metric": met, "seconds": round(time.perf_counter() - t0, 1)}
+              "synthetic": syn, "metric": met,
+              "published_fraction": published, "mask_threshold": stage.moge.mask_threshold,
+              "publish_threshold": stage.moge.publish_threshold, "seconds": round(time.perf_counter() - t0, 1)}
     if args.write_card:
         card = model_card(args.model)
         card["metrics"] = {"real": real, "synthetic_heldout": syn, "metric_stage": met, "steps": cfg.steps,

@@ -50,24 +50,27 @@ else
 fi
 rep() { (( REP )) && echo 1 || echo "$1"; }
 COMMON=(--device $DEV --dtype bfloat16 --height $H --width $W --steps 4)
-# 1. one denoiser step: plain fp32/math, the official bf16 autocast, each speed-up, all, + CUDA graph
+# 1. one denoiser step: the reference (official procedure: SDPA, per-block RoPE/adaLN, bf16 autocast), each
+#    speed-up, the node's default, CUDA graph, and explicit-softmax attention as a labelled extra row
 step dit_step 150 $PY bench/bench_dit_step.py "${COMMON[@]}" --preset $DIT --repeat $(rep 20) --warmup 3 \
-  --variants plain,bf16,sdpa+bf16,rope+bf16,fmod+bf16,ln+bf16,cast+bf16,opt,opt$G --optimised opt$G \
-  --profile "$OUT/profile" --profile-variants opt,opt$G
-# 2. whole image pipeline (DA2 ViT-L semantics + 4 steps): plain fp32, official bf16 autocast, optimised + graph
-step pipeline 150 $PY bench/bench_pipeline.py "${COMMON[@]}" --preset $PDIT --semantics-preset $SEM "${CG[@]}" --official \
+  --variants ref,rope,fmod,ln,cast,default,default$G,math --optimised default$G \
+  --profile "$OUT/profile" --profile-variants ref,default,default$G
+# 2. whole image pipeline (DA2 ViT-L semantics + 4 steps): reference, node default, + graph, math (extra)
+step pipeline 150 $PY bench/bench_pipeline.py "${COMMON[@]}" --preset $PDIT --semantics-preset $SEM "${CG[@]}" --math \
   --repeat $(rep 10) --warmup 2
 # 3. several cameras per call: batch 4 step cost (per frame = ms / 4)
 step dit_step_b4 90 $PY bench/bench_dit_step.py "${COMMON[@]}" --preset $DIT --batch 4 --repeat $(rep 10) \
-  --warmup 2 --variants bf16,opt,opt$G --optimised opt$G --no-plain
-# 4. the official default working area (1024x768) through the optimised pipeline
+  --warmup 2 --variants ref,default,default$G --optimised default$G
+# 4. the official default working area (1024x768): reference, default (+ graph)
 step pipeline_768x1024 90 $PY bench/bench_pipeline.py --device $DEV --dtype bfloat16 --steps 4 --preset $PDIT \
-  --semantics-preset $SEM --height $BH --width $BW "${CG[@]}" --no-plain --repeat $(rep 5)
+  --semantics-preset $SEM --height $BH --width $BW "${CG[@]}" --repeat $(rep 5)
+# 4b. the node's own default pipeline (ros.factory; embedded model) against its speedups=False reference
+step pipeline_node 60 $PY bench/bench_pipeline.py --node --device $DEV --math --repeat $(rep 10) --warmup 2
 
 # 5. torch.compile of the step, last: compile time is reported apart (first_call_ms)
 if [[ ${DRY:-0} != 1 ]]; then
   step dit_step_compile 150 $PY bench/bench_dit_step.py "${COMMON[@]}" --preset $DIT --repeat 10 --warmup 2 \
-    --variants opt+graph,opt+compile+graph --optimised opt+compile+graph --no-plain --compile-mode default
+    --variants ref,default+graph,default+compile+graph --optimised default+compile+graph --compile-mode default
 fi
 
 # 6. other concerns' benches, when present; only the flags each one's --help lists are passed

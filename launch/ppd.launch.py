@@ -5,7 +5,7 @@
         semantics_checkpoint:=/models/depth_anything_v2_vitl.pth metric_checkpoint:=/models/moge2.pt rviz:=true
 
 Without launch_ros (this repository's CI), ``ppd-ros run`` starts the same node process with the
-same YAML (see the README, "The ROS 2 node"). ``launch/ppvd.launch.py`` reuses ``make_description``.
+same YAML (see docs/node.md). ``launch/ppvd.launch.py`` reuses ``make_description``.
 """
 import os
 

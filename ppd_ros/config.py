@@ -90,6 +90,9 @@ class InferenceConfig:
     motion_threshold: float = 0.01  # mean |grey difference| in [0, 1] (quarter-size working image) above
     # which a frame cold-starts
     scene_cut_threshold: float = 0.25  # mean |diff| of 16x16 grey thumbnails in [0, 1]; <= 0 disables
+    # runtime.DEFAULT speed-ups (outputs within fp32 rounding of the official procedure) where the
+    # pipeline is built by the node's factory; False = runtime.REFERENCE, the official procedure.
+    speedups: bool = True
 
     def __post_init__(self) -> None:
         if self.steps < 1:

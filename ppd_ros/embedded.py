@@ -13,8 +13,8 @@ Public API (used by ``ppd-ros image --model``, the ROS node's default and the de
   as the official checkpoints.
 * ``load_embedded_metric_stage(name="default", cfg=None, metric_cfg=None) -> MetricStage``: the
   metric stage (``pipelines.metric``) on the small MoGe-2 (card ``embedded_moge2.json``, the same
-  ``MoGe2Model`` and predictor as the official checkpoint): metres and, for uncalibrated cameras, a
-  predicted focal.
+  ``MoGe2Model`` and predictor as the official checkpoint, with the card's calibrated publication threshold):
+  metres and, for uncalibrated cameras, a predicted focal.
 * ``load_embedded_video_pipeline(name="default", cfg=None) -> PPVDPipeline``: the small PPVD (card
   ``embedded_ppvd.json``: DiT_Video initialised from the small PPD and fine-tuned on synthetic clips)
   on the small PPD's frozen encoder as per-frame semantics; both stream modes.
@@ -120,8 +120,13 @@ def load_embedded_metric_stage(name: str = "default", cfg: InferenceConfig | Non
         raise EmbeddedModelUnavailable(f"small MoGe-2 weights missing: {wpath}")
     mcfg = preset(mcard["preset"])
     model = load_into(lambda: MoGe2Model(mcfg), read_state_dict(wpath), f"embedded MoGe-2 ({mcard['file']})")
-    level = float(mcard.get("inference", {}).get("resolution_level", 9))
-    return MetricStage(MoGe2Runner(model, resolution_level=level), metric_cfg)
+    inf = mcard.get("inference", {})
+    # publish_threshold: which pixels are published, calibrated on held-out synthetic frames for this small
+    # model (train/moge2_mask.py); the fit keeps the official mask_threshold 0.5
+    publish = inf.get("publish_threshold")
+    return MetricStage(MoGe2Runner(model, resolution_level=float(inf.get("resolution_level", 9)),
+                                   mask_threshold=float(inf.get("mask_threshold", 0.5)),
+                                   publish_threshold=None if publish is None else float(publish)), metric_cfg)
 
 
 def file_sha256(path: str | Path) -> str:

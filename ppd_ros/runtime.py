@@ -1,9 +1,17 @@
-"""Device and precision policy, and the opt-in speed-ups of one denoiser step.
+"""Device and precision policy, the reference path, and the speed-ups of one denoiser step.
 
-Everything here is called explicitly by a pipeline or a benchmark; nothing runs at import and no
-global is rebound. The speed-ups keep the maths of the official model:
+Everything here is called explicitly by a pipeline, the node's factory or a benchmark; nothing runs at
+import and no global is rebound.
 
-* ``set_attention_backend``: fused SDPA kernels instead of the explicit softmax.
+``REFERENCE`` is the official procedure (``ppd_image_spec.md`` §5.3, §7): ``F.scaled_dot_product_attention``
+(the official Attention's ``fused_attn=True``), RoPE tables rebuilt in every block, one adaLN product per
+block, fp32 weights under the autocast dtype. ``MATH`` swaps in the explicit softmax, a path the official
+code never takes (kept only as a labelled extra row in the benches). ``DEFAULT`` (= ``Speedups()``) adds
+every speed-up below that keeps outputs within fp32 rounding; the node's factory applies it
+(``speedups_for`` / ``apply_pipeline_speedups``), and ``InferenceConfig.speedups=False`` (node parameter
+``speedups``) turns it back into ``REFERENCE``. The speed-ups keep the maths of the official model:
+
+* ``set_attention_backend``: 'sdpa' (the official kernel) or 'math' (explicit softmax, slower).
 * ``set_rope_cache``: cos/sin tables built once per position grid per forward, not per block.
 * ``fuse_modulation``: every adaLN block's six modulation chunks from ONE matrix product per step
   (they depend on the timestep only), instead of one small product per block.
@@ -12,17 +20,21 @@ global is rebound. The speed-ups keep the maths of the official model:
 * ``cast_matmul_weights``: linear/conv weights stored in the autocast dtype, so autocast stops
   re-casting ~all parameters on every step (its weight cache only serves tensors that need grad).
 * ``maybe_compile`` / ``CudaGraphStep`` / ``StepBuckets``: one denoiser step compiled or captured
-  as a CUDA graph per resolution bucket.
+  as a CUDA graph per resolution bucket. Opt-in only: no GPU bench has shown them faster yet.
 """
 from __future__ import annotations
 
 import contextlib
+import types
 import warnings
 from dataclasses import dataclass
-from typing import Callable, Iterator, Literal
+from typing import TYPE_CHECKING, Callable, Iterator, Literal
 
 import torch
 import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    from .config import InferenceConfig
 
 StepMode = Literal["eager", "compile", "cudagraph", "compile+cudagraph"]
 
@@ -64,7 +76,7 @@ def synchronize(device: torch.device) -> None:
 
 
 def set_attention_backend(model: torch.nn.Module, backend: str) -> None:
-    """'sdpa' (fused kernels) or 'math' (explicit softmax, the official code's path) for every Attention."""
+    """'sdpa' (fused kernels, as the official code runs) or 'math' (explicit softmax) for every Attention."""
     from .nn import Attention
     for m in model.modules():
         if isinstance(m, Attention):
@@ -167,7 +179,19 @@ class Speedups:
     fused_norm: bool = True  # AdaLNBlock: LayerNorm+modulate in one layer_norm, gated residual in one addcmul
 
 
-PLAIN = Speedups(attention="math", rope_cache=False, fused_modulation=False, cast_weights=False, fused_norm=False)
+DEFAULT = Speedups()  # what the node's pipelines run (InferenceConfig.speedups=True)
+# The official procedure: SDPA, per-block RoPE tables and adaLN products, fp32 weights under autocast.
+REFERENCE = Speedups(attention="sdpa", rope_cache=False, fused_modulation=False, cast_weights=False,
+                     fused_norm=False)
+# REFERENCE with the explicit softmax: not the official path, only a labelled extra row in the benches.
+MATH = Speedups(attention="math", rope_cache=False, fused_modulation=False, cast_weights=False, fused_norm=False)
+PLAIN = MATH  # the former name of MATH (it was wrongly called "how the official code runs")
+
+
+def speedups_for(cfg: "InferenceConfig") -> Speedups:
+    """The speed-ups an ``InferenceConfig`` asks for: ``DEFAULT`` or ``REFERENCE`` (attention from the config)."""
+    from dataclasses import replace
+    return replace(DEFAULT if cfg.speedups else REFERENCE, attention=cfg.attention_backend)
 
 
 def set_fused_norm(model: torch.nn.Module, enabled: bool) -> None:
@@ -189,6 +213,64 @@ def apply_speedups(model: torch.nn.Module, sp: Speedups, dtype: torch.dtype) -> 
     if sp.fused_modulation and any(isinstance(m, AdaLNBlock) for m in model.modules()):
         return fuse_modulation(model)
     return None
+
+
+# --- whole pipelines (what the node's factory builds) ------------------------------------------
+@dataclass
+class AppliedSpeedups:
+    """What ``apply_pipeline_speedups`` configured: the settings, the models, the fused-modulation handles."""
+
+    speedups: Speedups
+    models: list[torch.nn.Module]
+    fused: list[FusedModulation]
+
+    def remove(self) -> None:
+        """Back to ``REFERENCE`` maths (the attention backend stays as configured)."""
+        for h in self.fused:
+            h.remove()
+        for m in self.models:
+            set_rope_cache(m, False)
+            set_fused_norm(m, False)
+        self.fused = []
+
+
+def pipeline_models(obj: object, depth: int = 3) -> list[torch.nn.Module]:
+    """The top-level ``nn.Module``s a pipeline object (or a list of them) holds, through plain wrappers
+    such as the node's ``VideoStream``, ``MoGe2Runner`` or ``SharedMoGe2``; each module once."""
+    found: dict[int, torch.nn.Module] = {}
+
+    def walk(o: object, d: int) -> None:
+        if isinstance(o, torch.nn.Module):
+            found.setdefault(id(o), o)
+            return
+        if isinstance(o, (list, tuple)):
+            for v in o:
+                walk(v, d)
+            return
+        if d == 0 or not hasattr(o, "__dict__") or isinstance(o, type):
+            return
+        for v in vars(o).values():
+            if not isinstance(v, (types.FunctionType, types.MethodType, torch.Tensor, torch.Generator)):
+                walk(v, d - 1)
+
+    walk(obj, depth)
+    return list(found.values())
+
+
+def apply_pipeline_speedups(pipe: object, sp: Speedups, dtype: torch.dtype = torch.float32) -> AppliedSpeedups:
+    """``apply_speedups`` on every model of a pipeline or list of pipelines (image, video, metric stage).
+
+    Weights are cast to ``dtype`` (``sp.cast_weights``) only in DiTs (modules with adaLN blocks),
+    whose every call runs under the pipeline's autocast; encoders keep fp32 weights.
+    """
+    from .nn import AdaLNBlock
+    models, fused = pipeline_models(pipe), []
+    for m in models:
+        has_adaln = any(isinstance(b, AdaLNBlock) for b in m.modules())
+        h = apply_speedups(m, sp, dtype if has_adaln else torch.float32)
+        if h is not None:
+            fused.append(h)
+    return AppliedSpeedups(sp, models, fused)
 
 
 # --- one denoiser step per resolution bucket --------------------------------------------------

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Retrain every embedded model from scratch (the commands of README "Retrain everything"), then
+# Retrain every embedded model from scratch (the commands of docs/embedded_models.md, "Retrain everything"), then
 # re-measure and record the cards. About 2 h 30 min on 2 CPU cores; run it in the background, never
 # in CI. Every stage resumes from its last.pt when the script is started again.
 #   scripts/retrain_embedded.sh [RUNS_DIR] [WEIGHTS_DIR]     (defaults: runs, ppd_ros/weights)

@@ -30,6 +30,9 @@ def test_short_demo_run(tmp_path: Path):
         assert img is not None and img.std() > 5, p  # real content, not a blank canvas
     if _ros_available():
         assert s["mode"] == "node" and (Path(s["bag"]) / "metadata.yaml").is_file()
+        # issue 14: the node's metric depth covers >= 90 % of the GT-valid pixels of every real frame
+        fractions = {n: m["metric_published_fraction"] for n, m in s["real_frames"].items()}
+        assert all(f is not None and f >= 0.9 for f in fractions.values()), fractions
     st = s["stability"]["static_camera"]
     assert st["frames"] == 2 and 0 <= st["static_flicker_relative"] < 0.05  # one noise per stream: still depth
     assert st["dit_evals_per_frame"] >= 1 and st["warm_frames"] + st["cold_frames"] == 2
@@ -42,3 +45,4 @@ def test_offline_demo_in_exact_video_mode(tmp_path: Path):
     assert s["mode"] == "offline" and s["pipeline"] == "video_exact"
     assert s["frames_in"] == s["frames_out"] == 3 + 2 + 2 and s["frames_dropped"] == 0  # flushed windows
     assert all(m["model_absrel"] < m["constant_absrel"] for m in s["real_frames"].values())
+    assert all(m["metric_published_fraction"] is None for m in s["real_frames"].values())  # no metric stage offline

@@ -153,3 +153,24 @@ def test_fused_norm_matches(batch: int) -> None:
         set_fused_norm(dit, True)
         assert dit.blocks[0].fused_norm
         torch.testing.assert_close(dit(x, s, t), ref, rtol=1e-5, atol=1e-5)
+
+
+def test_pipeline_speedups_find_models_through_wrappers_and_remove() -> None:
+    from types import SimpleNamespace
+
+    from ppd_ros.runtime import DEFAULT, MATH, REFERENCE, apply_pipeline_speedups, pipeline_models, speedups_for
+    dit, other = random_dit(), torch.nn.Linear(2, 2)
+    pipe = SimpleNamespace(dit=dit, runner=SimpleNamespace(model=other, again=dit), fn=lambda: None)
+    assert [id(m) for m in pipeline_models([pipe, None])] == [id(dit), id(other)]  # each module once
+    x, s, t = inputs()
+    with torch.inference_mode():
+        ref = dit(x, s, t)
+        applied = apply_pipeline_speedups(pipe, DEFAULT)
+        assert dit.blocks[0].fused_norm and dit.rope.cache_tables and len(applied.fused) == 1
+        torch.testing.assert_close(dit(x, s, t), ref, rtol=0, atol=2 ** 8 * torch.finfo(torch.float32).eps)
+        applied.remove()
+        assert not dit.blocks[0].fused_norm and not dit.rope.cache_tables and "modulation" not in dit.blocks[0].__dict__
+        assert torch.equal(dit(x, s, t), ref)
+    assert speedups_for(InferenceConfig()) == DEFAULT and REFERENCE.attention == "sdpa"
+    assert speedups_for(InferenceConfig(speedups=False)) == REFERENCE
+    assert speedups_for(InferenceConfig(speedups=False, attention_backend="math")) == MATH

@@ -175,7 +175,9 @@ def _print_summary(s: dict, out: Path) -> None:
         print("latency per stage [ms, median]: " + ", ".join(f"{k} {v:.0f}" for k, v in s["latency_ms"].items()))
     for name, m in s["real_frames"].items():
         print(f"  {name:12s} AbsRel (aligned) model {m['model_absrel']:.3f} | constant {m['constant_absrel']:.3f} "
-              f"| GT-fitted plane {m['plane_absrel']:.3f}")
+              f"| GT-fitted plane {m['plane_absrel']:.3f}"
+              + (f" | metric published on {m['metric_published_fraction']:.0%} of GT pixels"
+                 if m.get("metric_published_fraction") is not None else ""))
     st = s.get("stability", {}).get("static_camera")
     if st:
         print(f"  static camera: flicker {st['static_flicker_relative']:.4f} of the depth spread (relative), "

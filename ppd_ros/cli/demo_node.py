@@ -66,7 +66,7 @@ def _node_cmd(cams: list[CameraInput], args: argparse.Namespace) -> list[str]:
     names = ",".join(f"'{c.name}'" for c in cams)
     cmd = [sys.executable, "-m", "ppd_ros.ros.depth_node", "--ros-args", "-r", f"__ns:={NS}",
            "-p", f"cameras:=[{names}]", "-p", f"steps:={args.steps}", "-p", "lazy:=false",
-           "-p", "max_frame_age:=120.0", "-p", "device:=cpu", "-p", f"mode:={getattr(args, 'mode', 'image')}"]
+           "-p", "device:=cpu", "-p", f"mode:={getattr(args, 'mode', 'image')}"]
     if args.official:
         cmd += ["-p", "model:=checkpoints", "-p", f"dit_checkpoint:={args.official[0]}",
                 "-p", f"semantics_checkpoint:={args.official[1]}"]

@@ -22,6 +22,16 @@ def _published_fx(r, rgb: np.ndarray) -> float | None:
     return float(r.K[0, 0] * rgb.shape[1] / r.metric.shape[1])
 
 
+def _published_fraction(metric: np.ndarray | None, gt: np.ndarray) -> float | None:
+    """Share of the GT-valid pixels whose published metric depth is finite (NaN / +inf = not published)."""
+    if metric is None:
+        return None
+    m = metric if metric.shape == gt.shape else cv2.resize(metric.astype(np.float32), gt.shape[::-1],
+                                                           interpolation=cv2.INTER_NEAREST)
+    has = gt_mask(gt)
+    return float(np.isfinite(m[has]).mean()) if has.any() else None
+
+
 def write_report(cams: list, received: list, frames_in: int, out: Path, bag: str | None, mode: str,
                  notes: list[str]) -> dict:
     by_cam = {c.name: c for c in cams}
@@ -42,7 +52,8 @@ def write_report(cams: list, received: list, frames_in: int, out: Path, bag: str
             real_metrics[name] = {"model_absrel": m["absrel"], "model_delta1": m["delta1"],
                                   "constant_absrel": frame_metrics(constant_prediction(gt), gt)["absrel"],
                                   "plane_absrel": frame_metrics(plane_prediction(gt), gt)["absrel"],
-                                  "calibrated": cam.K is not None, "published_fx_px": _published_fx(r, rgb)}
+                                  "calibrated": cam.K is not None, "published_fx_px": _published_fx(r, rgb),
+                                  "metric_published_fraction": _published_fraction(r.metric, gt)}
             real_rows.append(depth_panel(rgb, rel, gt, err, f"{name} (real)"))
             if name == "motorcycle":
                 depth = r.metric if r.metric is not None else aligned

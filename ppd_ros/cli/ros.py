@@ -57,7 +57,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     rep.add_argument("bag", help="rosbag2 bag directory (MCAP or sqlite3)")
     rep.add_argument("--namespace", default="", help="namespace to publish image/camera_info in")
     rep.add_argument("--rate", type=float, default=1.0, help="playback speed factor")
-    rep.add_argument("--restamp", action="store_true", help="stamp messages with the current time")
+    rep.add_argument("--restamp", action="store_true", help="stamp messages with the current time (not needed "
+                     "by depth_node's defaults; for consumers that drop by node-clock age)")
     rep.add_argument("--loop", action="store_true", help="play the bag again and again")
     rep.add_argument("--qos", choices=("reliable", "best_effort"), default="reliable")
     rep.set_defaults(func=cmd_replay)

@@ -246,7 +246,8 @@ class MetricStage:
         state.branch, state.moge_scale, state.age = fit.branch, float(pred.metric_scale[0]), 0
         if usable_k:
             state.K_norm = pred.intrinsics[0].cpu().numpy().astype(np.float64)
-        return mask
+        publish = getattr(pred, "publish", None)  # a calibrated publication mask (embedded model), else the fit's
+        return mask if publish is None else publish[0].cpu().numpy() & np.isfinite(rel)
 
     def _metric(self, state: MetricState, rel: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
         depth = apply_log_depth_fit(rel, state.a, state.b, state.max_depth)

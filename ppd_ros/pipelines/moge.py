@@ -26,12 +26,15 @@ class MoGe2Prediction:
 
     depth: torch.Tensor  # (B, H, W) float32 metres, +inf outside ``mask``
     points: torch.Tensor  # (B, H, W, 3) float32 metres (OpenCV optical frame), +inf outside ``mask``
-    mask: torch.Tensor  # (B, H, W) bool: mask prob > 0.5 and z + shift > 0
+    mask: torch.Tensor  # (B, H, W) bool: mask prob > mask_threshold (official 0.5) and z + shift > 0
     intrinsics: torch.Tensor  # (B, 3, 3) normalised K (cx = cy = 0.5)
     metric_scale: torch.Tensor  # (B,)
     focal: torch.Tensor  # (B,) half-diagonal units; <= 0 or non-finite means a degenerate map
     shift: torch.Tensor  # (B,)
     normal: torch.Tensor | None = None  # (B, H, W, 3), zero outside ``mask``
+    # (B, H, W) bool: the pixels to publish when a model card calibrated a separate (lower) publication
+    # threshold (prob > publish_threshold and z + shift > 0); None = ``mask``. ``mask`` stays the fit's set.
+    publish: torch.Tensor | None = None
 
 
 def num_tokens_for_level(level: float, num_tokens_range: tuple[int, int]) -> int:
@@ -53,13 +56,19 @@ def _pixel_centre_points(depth: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     return torch.stack([x, y, depth], dim=-1)
 
 
-def postprocess(raw: MoGe2Output, fov_x: float | torch.Tensor | None = None) -> MoGe2Prediction:
-    """Raw maps -> metric prediction (spec §4 steps 3-9), in float32 whatever the network ran in."""
+def postprocess(raw: MoGe2Output, fov_x: float | torch.Tensor | None = None,
+                mask_threshold: float = 0.5, publish_threshold: float | None = None) -> MoGe2Prediction:
+    """Raw maps -> metric prediction (spec §4 steps 3-9), in float32 whatever the network ran in.
+
+    ``mask_threshold``: the official 0.5 (focal/shift solve, RANSAC samples, +inf outside).
+    ``publish_threshold``: an extra, calibrated threshold for the pixels a metric stage publishes
+    (``prediction.publish``); the embedded small MoGe-2's card sets one (``train/moge2_mask.py``).
+    """
     points = raw.points.float()
     mask_prob, scale = raw.mask.float(), raw.metric_scale.float()
     b, h, w, _ = points.shape
     aspect = w / h
-    valid = mask_prob > 0.5  # strict, as official
+    valid = mask_prob > mask_threshold  # strict, as official (0.5)
     if fov_x is None:
         focal, shift = recover_focal_shift(points, valid)
     else:
@@ -75,8 +84,10 @@ def postprocess(raw: MoGe2Output, fov_x: float | torch.Tensor | None = None) -> 
     normal = None
     if raw.normal is not None:
         normal = torch.where(valid[..., None], raw.normal.float(), torch.zeros((), device=depth.device))
+    publish = None if publish_threshold is None else (mask_prob > publish_threshold) & (depth > 0)
     return MoGe2Prediction(depth=torch.where(valid, depth, inf), points=torch.where(valid[..., None], pts, inf),
-                           mask=valid, intrinsics=k, metric_scale=scale, focal=focal, shift=shift, normal=normal)
+                           mask=valid, intrinsics=k, metric_scale=scale, focal=focal, shift=shift, normal=normal,
+                           publish=publish)
 
 
 def _batched(image: torch.Tensor) -> torch.Tensor:
@@ -97,7 +108,8 @@ def _device(model: torch.nn.Module) -> torch.device:
 @torch.inference_mode()
 def infer(model: MoGe2Model, image: torch.Tensor, num_tokens: int | None = None, resolution_level: float = 9,
           fov_x: float | torch.Tensor | None = None, use_fp16: bool = False,
-          grid: tuple[int, int] | None = None) -> MoGe2Prediction:
+          grid: tuple[int, int] | None = None, mask_threshold: float = 0.5,
+          publish_threshold: float | None = None) -> MoGe2Prediction:
     """MoGe-2 ``infer`` on a (3, H, W) or (B, 3, H, W) RGB [0, 1] image (batch kept in the result).
 
     ``num_tokens`` defaults to the budget of ``resolution_level``; ``grid`` = (gh, gw) overrides both
@@ -113,21 +125,27 @@ def infer(model: MoGe2Model, image: torch.Tensor, num_tokens: int | None = None,
         raise InputError(f"token grid {grid} is empty for a {w}x{h} image")
     with torch.autocast(device_type=dev.type, dtype=torch.float16, enabled=use_fp16):
         raw = model.decode(model.encode(image, grid), (h, w))
-    return postprocess(raw, fov_x)
+    return postprocess(raw, fov_x, mask_threshold, publish_threshold)
 
 
 class MoGe2Runner:
     """The metric stage's MoGe-2 call without sharing: ``predict(image, fov_x) -> MoGe2Prediction``."""
 
     def __init__(self, model: MoGe2Model, resolution_level: float = 9, num_tokens: int | None = None,
-                 grid: Literal["tokens", "semantics"] = "tokens", use_fp16: bool = False) -> None:
+                 grid: Literal["tokens", "semantics"] = "tokens", use_fp16: bool = False,
+                 mask_threshold: float = 0.5, publish_threshold: float | None = None) -> None:
+        for name, t in (("mask_threshold", mask_threshold), ("publish_threshold", publish_threshold)):
+            if t is not None and not 0.0 <= t < 1.0:
+                raise ConfigError(f"{name} must be in [0, 1), got {t}")
         self.model = model.eval().requires_grad_(False)
         self.resolution_level, self.num_tokens, self.grid, self.use_fp16 = resolution_level, num_tokens, grid, use_fp16
+        self.mask_threshold, self.publish_threshold = mask_threshold, publish_threshold
         num_tokens_for_level(resolution_level, model.cfg.num_tokens_range)  # validate early
 
     def predict(self, image: torch.Tensor, fov_x: float | None = None) -> MoGe2Prediction:
         grid = semantics_grid(*image.shape[-2:]) if self.grid == "semantics" else None
-        return infer(self.model, image, self.num_tokens, self.resolution_level, fov_x, self.use_fp16, grid)
+        return infer(self.model, image, self.num_tokens, self.resolution_level, fov_x, self.use_fp16, grid,
+                     self.mask_threshold, self.publish_threshold)
 
 
 def load_moge2(path: str | os.PathLike, config: MoGe2Config | None = None,

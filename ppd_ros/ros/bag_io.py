@@ -3,7 +3,9 @@
 
 Recording subscribes with ``raw=True`` and stores the CDR bytes as they came over the wire, stamped
 with the receive time (what ``ros2 bag record`` does). Replay publishes ``image``,
-``image/compressed`` and ``camera_info`` messages of a bag at their recorded pace.
+``image/compressed`` and ``camera_info`` messages of a bag at their recorded pace, with their recorded
+stamps (the depth node's default stale rule compares stamps with each other, not with its clock, so
+a bag recorded long ago needs neither /clock nor ``--restamp``).
 """
 from __future__ import annotations
 
@@ -98,6 +100,9 @@ def replay(bag_path: str | Path, namespace: str = "", rate: float = 1.0, restamp
                     deadline = time.monotonic() + wait_s  # give the node time to match
                     while pubs[suffix].get_subscription_count() == 0 and time.monotonic() < deadline:
                         time.sleep(0.05)
+                    # the writer seeing the reader is not the reader matching the writer: samples sent
+                    # in between are lost even when reliable (volatile durability)
+                    time.sleep(0.5 if pubs[suffix].get_subscription_count() else 0.0)
                 if t0_bag is None:
                     t0_bag, t0_wall = t_ns, time.monotonic()
                 time.sleep(max(0.0, t0_wall + (t_ns - t0_bag) / 1e9 / rate - time.monotonic()))

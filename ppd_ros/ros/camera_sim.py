@@ -5,11 +5,12 @@ Run as a process (what tests, ``ppd-ros run --camera`` and the demo do)::
 
     python -m ppd_ros.ros.camera_sim IMAGE... --rate 10 --count 20 [--compressed] \
         [--reliability best_effort] [--camera-info calibrated|zeros|none] [--info-size WxH] \
-        [--width 160] --ros-args -r __ns:=/cam0
+        [--width 160] [--stamp-offset SECONDS] --ros-args -r __ns:=/cam0
 
 Topics (relative, so ``__ns`` / remaps apply): ``image`` (rgb8 by default), ``image/compressed``
 (JPEG, with --compressed), ``camera_info``. The image and its camera_info share one stamp (node
-clock at send time). Intrinsics come from a ``camera.json`` beside the image (fx, fy, cx, cy) scaled
+clock at send time, plus ``--stamp-offset`` seconds: a camera on its own clock, or a bag recorded
+long ago replayed without /clock). Intrinsics come from a ``camera.json`` beside the image (fx, fy, cx, cy) scaled
 to the sent size, else a 60 degree horizontal field of view. The last stdout line is a JSON summary
 ``{"sent": N, "stamps_ns": [...], "sizes": [[W, H], ...]}`` (one size per sent frame).
 """
@@ -28,6 +29,7 @@ import numpy as np
 import rclpy
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 InfoMode = Literal["calibrated", "zeros", "none"]
@@ -78,11 +80,13 @@ class CameraSim:
 
     def __init__(self, node: Node, frames: Sequence[np.ndarray], pinholes: Sequence[tuple[float, ...]],
                  reliability: str = "reliable", compressed: bool = False, info: InfoMode = "calibrated",
-                 frame_id: str = "camera_optical_frame", info_size: tuple[int, int] | None = None) -> None:
+                 frame_id: str = "camera_optical_frame", info_size: tuple[int, int] | None = None,
+                 stamp_offset_ns: int = 0) -> None:
         rel = ReliabilityPolicy.BEST_EFFORT if reliability == "best_effort" else ReliabilityPolicy.RELIABLE
         qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=rel)
         self.node, self.frames, self.pinholes = node, list(frames), list(pinholes)
         self.compressed, self.info, self.frame_id, self.info_size = compressed, info, frame_id, info_size
+        self.stamp_offset_ns = stamp_offset_ns
         self.image_pub = node.create_publisher(CompressedImage if compressed else Image,
                                                "image/compressed" if compressed else "image", qos)
         self.info_pub = node.create_publisher(CameraInfo, "camera_info", qos) if info != "none" else None
@@ -106,11 +110,11 @@ class CameraSim:
         return False
 
     def send(self, i: int) -> int:
-        """Publish frame ``i`` (and its camera_info) stamped now; return the stamp in ns."""
+        """Publish frame ``i`` (and its camera_info) stamped now (+ the stamp offset); return the stamp in ns."""
         k = i % len(self.frames)
         rgb = self.frames[k]
         h, w = rgb.shape[:2]
-        stamp = self.node.get_clock().now()
+        stamp = Time(nanoseconds=self.node.get_clock().now().nanoseconds + self.stamp_offset_ns)
         if self.compressed:
             msg = CompressedImage(format="rgb8; jpeg compressed bgr8")
         else:
@@ -144,6 +148,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--camera-info", choices=("calibrated", "zeros", "none"), default="calibrated")
     ap.add_argument("--info-size", default="", help="WxH written into camera_info (mismatch tests)")
     ap.add_argument("--frame-id", default="camera_optical_frame")
+    ap.add_argument("--stamp-offset", type=float, default=0.0,
+                    help="seconds added to the node clock in the stamps (e.g. -1e8: a bag from years ago)")
     ap.add_argument("--wait-subscribers", type=float, default=20.0, help="seconds to wait for a subscriber")
     ap.add_argument("--settle", type=float, default=1.0,
                     help="seconds to wait after the first subscriber matched, before the first frame")
@@ -159,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     info_size = tuple(int(v) for v in args.info_size.lower().split("x")) if args.info_size else None
     node = Node("camera_sim")
     sim = CameraSim(node, [f for f, _ in loaded], [k for _, k in loaded], args.reliability, args.compressed,
-                    args.camera_info, args.frame_id, info_size)
+                    args.camera_info, args.frame_id, info_size, round(args.stamp_offset * 1e9))
     try:
         if not sim.wait_for_subscribers(args.wait_subscribers):
             node.get_logger().warning("no subscriber matched; sending anyway")

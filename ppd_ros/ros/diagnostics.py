@@ -41,12 +41,16 @@ def stream_start_values(snap: StatsSnapshot) -> dict[str, str]:
     return out
 
 
-def camera_status(snap: StatsSnapshot, max_age_s: float) -> tuple[int, str, dict[str, str]]:
-    """(level, message, values) of one camera from its counters."""
+def camera_status(snap: StatsSnapshot, stale_rule: str = "") -> tuple[int, str, dict[str, str]]:
+    """(level, message, values) of one camera from its counters; ``stale_rule`` says when frames are
+    dropped as stale (``StampWatch.rule()``). ``stamp_age_s`` is node clock - stamp of the last output:
+    years for a bag replayed without /clock, which is no fault (the outputs keep the input stamps)."""
     values = {"frames_in": str(snap.received), "frames_out": str(snap.published),
               "frames_in_flight": str(snap.in_flight), "input_rate_hz": f"{snap.input_rate_hz:.2f}",
               "output_rate_hz": f"{snap.output_rate_hz:.2f}",
               "stamp_age_s": "nan" if math.isnan(snap.last_stamp_age_s) else f"{snap.last_stamp_age_s:.3f}"}
+    if stale_rule:
+        values["stale_rule"] = stale_rule
     values.update({f"dropped_{k}": str(v) for k, v in sorted(snap.dropped.items())})
     values.update({f"warning_{k}": str(v) for k, v in sorted(snap.warnings.items())})
     values.update(stream_start_values(snap))
@@ -66,9 +70,9 @@ class Diagnostics:
 
     def __init__(self, node: Any, period_s: float, cameras: list[str],
                  snapshot: Callable[[int], StatsSnapshot], model_info: Callable[[], dict[str, str]],
-                 max_age_s: float) -> None:
+                 stale_rule: str = "") -> None:
         self._node, self._cameras, self._snapshot = node, cameras, snapshot
-        self._model_info, self._max_age = model_info, max_age_s
+        self._model_info, self._stale_rule = model_info, stale_rule
         self._prefix = node.get_fully_qualified_name().lstrip("/")
         self._updater = None
         try:
@@ -90,7 +94,7 @@ class Diagnostics:
         return f"{self._prefix}: camera '{cam or '/'}'"
 
     def _camera(self, i: int) -> tuple[int, str, dict[str, str]]:
-        return camera_status(self._snapshot(i), self._max_age)
+        return camera_status(self._snapshot(i), self._stale_rule)
 
     def _model(self) -> tuple[int, str, dict[str, str]]:
         values = {**self._model_info(), **gpu_memory()}

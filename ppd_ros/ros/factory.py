@@ -35,6 +35,7 @@ class Models:
     metric: Any | None  # MetricStage: new_state(seed), __call__(state, result, rgb, intrinsics)
     name: str  # for status.model ("embedded", "ppd_dit", a file stem, ...)
     metric_note: str = ""  # why metric is off, when it is
+    speedups: Any = None  # runtime.AppliedSpeedups of pipeline + metric stage (None: REFERENCE path)
 
     def release(self) -> None:
         """Drop the model references and return cached GPU memory."""
@@ -70,8 +71,8 @@ def default_steps(s: NodeSettings) -> int:
 
 def inference_config(s: NodeSettings) -> InferenceConfig:
     return InferenceConfig(steps=default_steps(s), device=s.device, dtype=s.precision, target_area=s.working_area,
-                           seed=s.seed, noise=s.noise, warm_start=s.warm_start, warm_start_step=s.warm_start_step,
-                           motion_threshold=s.motion_threshold)
+                           seed=s.seed, speedups=s.speedups, noise=s.noise, warm_start=s.warm_start,
+                           warm_start_step=s.warm_start_step, motion_threshold=s.motion_threshold)
 
 
 def _optional(module: str) -> Any | None:
@@ -178,4 +179,15 @@ def build_models(s: NodeSettings) -> Models:
         torch.set_num_threads(s.cpu_threads)  # process-wide: the node owns its process
     pipe, name = _image_pipeline(s, cfg) if s.mode == "image" else _video_pipeline(s, cfg)
     stage, note = _metric_stage(s, cfg)
-    return Models(pipeline=pipe, metric=stage, name=name, metric_note=note)
+    return Models(pipeline=pipe, metric=stage, name=name, metric_note=note,
+                  speedups=_speedups(cfg, pipe, stage))
+
+
+def _speedups(cfg: InferenceConfig, pipe: Any, stage: Any | None) -> Any:
+    """runtime.DEFAULT on every model the node runs (outputs within fp32 rounding of the official
+    procedure), or nothing when ``speedups`` is off: then the pipelines run runtime.REFERENCE."""
+    if not cfg.speedups:
+        return None
+    from ..runtime import apply_pipeline_speedups, resolve_device, resolve_dtype, speedups_for
+    dtype = getattr(getattr(pipe, "pipe", pipe), "dtype", None) or resolve_dtype(cfg.dtype, resolve_device(cfg.device))
+    return apply_pipeline_speedups([pipe, stage], speedups_for(cfg), dtype)

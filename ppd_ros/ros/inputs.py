@@ -54,7 +54,7 @@ class CameraInput:
 
     def _on_frame(self, msg: Any, convert: Any) -> None:
         now = self.node.get_clock().now().nanoseconds
-        self.worker.received(self.index)
+        self.worker.received(self.index, header_stamp_ns(msg.header), now)
         try:
             rgb = convert(msg)
         except PPDError as exc:

@@ -58,6 +58,9 @@ PARAMS: tuple[Param, ...] = (
     Param("working_area", 1024 * 768, "model working resolution as an area [pixels]", 256, 4096 * 4096,
           read_only=True),
     Param("seed", 0, "seed of the diffusion noise (per camera stream)", 0, 2**31 - 1, read_only=True),
+    Param("speedups", True, "runtime.DEFAULT speed-ups (RoPE tables once per grid, one adaLN product per "
+          "step, fused LayerNorm+modulation, low-dtype weights under autocast; outputs within fp32 rounding); "
+          "false = the reference path (the official procedure)", read_only=True),
     # --- stable streams (docs/stable_streams.md) ---------------------------------------------------
     Param("noise", "fixed", "diffusion noise per camera stream: fixed (drawn once from the seed, reused for every "
           "frame: still scenes give still depth) or fresh (a new draw per frame, the official image code)",
@@ -85,8 +88,12 @@ PARAMS: tuple[Param, ...] = (
     Param("sync_slop", 0.02, "largest stamp difference of an image/camera_info pair [s]", 0.0, 1.0,
           read_only=True),
     Param("sync_queue_size", 10, "messages kept per input while waiting for a partner", 1, 100, read_only=True),
-    Param("max_frame_age", 1.0, "frames whose stamp is older than this when inference starts are dropped; "
-          "0 disables [s]", 0.0, 3600.0, read_only=True),
+    Param("max_stream_lag", 1.0, "a frame is dropped as stale when its camera already sent a frame stamped more "
+          "than this later; compares input stamps only (bags without /clock, cameras on their own clock are "
+          "served); 0 disables [s]", 0.0, 3600.0, read_only=True),
+    Param("max_frame_age", 0.0, "opt-in for cameras stamped on the node clock: frames whose stamp is older than "
+          "this on the node clock when inference starts are dropped; 0 (default) disables [s]", 0.0, 3600.0,
+          read_only=True),
     # --- outputs --------------------------------------------------------------------------------
     Param("metric", True, "scale depth to metres with the metric stage (else publish depth/relative only)",
           read_only=True),
@@ -131,6 +138,7 @@ class NodeSettings:
     steps: int = 0
     working_area: int = 1024 * 768
     seed: int = 0
+    speedups: bool = True
     noise: Literal["fixed", "fresh"] = "fixed"
     warm_start: bool = False
     warm_start_step: int = 1
@@ -142,7 +150,8 @@ class NodeSettings:
     use_camera_info: bool = True
     sync_slop: float = 0.02
     sync_queue_size: int = 10
-    max_frame_age: float = 1.0
+    max_stream_lag: float = 1.0
+    max_frame_age: float = 0.0
     metric: bool = True
     output_resolution: Literal["input", "model"] = "input"
     depth_encoding: Literal["32FC1", "16UC1"] = "32FC1"

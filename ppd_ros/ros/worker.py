@@ -2,7 +2,8 @@
 
 Callbacks hand converted frames to ``InferenceWorker.submit`` (one-slot latest-frame mailbox per
 camera; a replaced frame is counted as dropped 'superseded'). The thread takes frames round-robin
-across cameras, drops stale ones and frames nobody would see, runs the pipeline and the optional
+across cameras, drops stale ones (``stamps.StampWatch``: behind their own stream by default, by
+node-clock age only when opted in) and frames nobody would see, runs the pipeline and the optional
 metric stage with the camera's own stream state, and hands every result to ``publish``. Every
 submitted frame ends up published or counted as dropped by reason.
 
@@ -24,6 +25,7 @@ import numpy as np
 from ..errors import InputError, PPDError
 from .factory import Models
 from .frame_mailbox import FrameMailbox
+from .stamps import StampWatch, disagreement_line
 from .stream_stats import StreamStats, ThrottledLog, error_class
 
 
@@ -60,6 +62,7 @@ class CameraStream:
     name: str
     mailbox: FrameMailbox
     stats: StreamStats = field(default_factory=StreamStats)
+    stamps: StampWatch = field(default_factory=StampWatch)  # stream head, node-clock offset, stale rule
     state: Any = None
     metric_state: Any = None
     pending: int = 0  # frames pushed into a video pipeline whose results are not out yet
@@ -74,12 +77,12 @@ class InferenceWorker:
 
     def __init__(self, models: Models, cameras: list[str], publish: Callable[[Output], None],
                  wanted: Callable[[int], bool], now_ns: Callable[[], int], max_age_s: float,
-                 log: ThrottledLog, seed: int = 0, max_gap_s: float = 0.0) -> None:
+                 log: ThrottledLog, seed: int = 0, max_lag_s: float = 1.0, max_gap_s: float = 0.0) -> None:
         self.models = models
         self._wake = threading.Event()  # set by every mailbox put: one wait for all cameras
-        self.streams = [CameraStream(name, FrameMailbox(notify=self._wake)) for name in cameras]
+        self.streams = [CameraStream(name, FrameMailbox(notify=self._wake), stamps=StampWatch(max_lag_s, max_age_s))
+                        for name in cameras]
         self._publish, self._wanted, self._now_ns = publish, wanted, now_ns
-        self._max_age_ns = int(max_age_s * 1e9)
         self._max_gap_ns = int(max_gap_s * 1e9)
         self._log = log
         self._seed = seed
@@ -106,11 +109,20 @@ class InferenceWorker:
             if left is not None:
                 cam.stats.on_dropped("shutdown")
             self._flush(cam, publish=flush)
+            cam.stamps.reset()
         self._reset_states()
 
-    def received(self, camera: int) -> None:
-        """Count an input frame as it arrives (before conversion / pairing can drop it)."""
-        self.streams[camera].stats.on_received()
+    def received(self, camera: int, stamp_ns: int | None = None, now_ns: int | None = None) -> None:
+        """Count an input frame as it arrives (before conversion / pairing can drop it); its header
+        stamp moves the camera's stream head and is compared with the node clock (``now_ns``)."""
+        cam = self.streams[camera]
+        cam.stats.on_received()
+        if stamp_ns is None:
+            return
+        now = self._now_ns() if now_ns is None else now_ns
+        offset = cam.stamps.arrived(stamp_ns, now)
+        if offset is not None and self._log(f"stamps:{cam.name}", disagreement_line(cam.name, stamp_ns, now)):
+            cam.stamps.reported(offset)
 
     def submit(self, camera: int, frame: Frame) -> None:
         """Hand over the newest frame (callback side; never blocks)."""
@@ -177,11 +189,10 @@ class InferenceWorker:
                     self._wake.set()  # look again: other cameras may have frames waiting
 
     def _process(self, cam: CameraStream, frame: Frame) -> None:
-        age_ns = self._now_ns() - frame.stamp_ns
-        if self._max_age_ns and age_ns > self._max_age_ns:
+        why = cam.stamps.stale(frame.stamp_ns, self._now_ns())
+        if why is not None:
             cam.stats.on_dropped("stale")
-            self._log(f"stale:{cam.name}", f"camera '{cam.name}': frame stamped {age_ns / 1e9:.2f} s ago is "
-                      f"older than max_frame_age; dropped")
+            self._log(f"stale:{cam.name}", f"camera '{cam.name}': {why}; dropped")
             return
         if not self._wanted(frame.camera):
             cam.stats.on_dropped("no_subscribers")

@@ -84,20 +84,69 @@ def evaluate_metric(pipe, stage, frames: list[RealFrame] | None = None) -> dict[
     """Metric AbsRel (no alignment), median scale ratio pred/GT and focal error of the metric stage.
 
     The stage runs as for an uncalibrated camera (focal predicted). Frames without trusted metric GT
-    or intrinsics (Aloe) are skipped.
+    or intrinsics (Aloe) are skipped. ``metric_absrel`` is over every published GT-valid pixel. When
+    the MoGe-2 runner has a calibrated ``publish_threshold``, ``metric_absrel_official_mask`` is over the
+    pixels the official 0.5 mask publishes (their metres are unchanged by the threshold) and
+    ``metric_absrel_added`` over the pixels the calibrated threshold adds.
     """
     from .. import metrics
     out = {}
+    moge = getattr(stage, "moge", None)
+    publish = getattr(moge, "publish_threshold", None)
+
+    def run(f: RealFrame) -> tuple[np.ndarray, object]:
+        res = stage(stage.new_state(), pipe(f.rgb, pipe.new_stream(0)), f.rgb, None)
+        h, w = f.depth.shape
+        return cv2.resize(np.where(np.isfinite(res.depth), res.depth, np.nan).astype(np.float32), (w, h),
+                          interpolation=cv2.INTER_NEAREST), res
+
     for f in frames or load_real_frames():
         if not f.metric or f.K is None:
             continue
-        res = stage(stage.new_state(), pipe(f.rgb, pipe.new_stream(0)), f.rgb, None)
+        depth, res = run(f)
         h, w = f.depth.shape
-        depth = cv2.resize(np.where(np.isfinite(res.depth), res.depth, np.nan).astype(np.float32), (w, h),
-                           interpolation=cv2.INTER_NEAREST)
         valid = np.isfinite(f.depth) & np.isfinite(depth)
         fx_pred = res.intrinsics.K[0, 0] * w / res.depth.shape[1]
         out[f.name] = {"metric_absrel": metrics.abs_rel(depth, f.depth, valid),
                        "scale_ratio": float(np.median(depth[valid] / f.depth[valid])),
                        "focal_rel_error": float(fx_pred / f.K[0, 0] - 1.0)}
+        if publish is not None:
+            moge.publish_threshold = None
+            try:
+                official = np.isfinite(run(f)[0]) & valid
+            finally:
+                moge.publish_threshold = publish
+            added = valid & ~official
+            out[f.name]["metric_absrel_official_mask"] = metrics.abs_rel(depth, f.depth, official)
+            out[f.name]["metric_absrel_added"] = metrics.abs_rel(depth, f.depth, added) if added.any() else None
+    return out
+
+
+def published_fraction(depth: np.ndarray, gt: np.ndarray) -> float:
+    """Fraction of the GT-valid pixels whose published metric depth is finite (NaN/+inf = not published).
+
+    ``depth`` at any resolution is resized (nearest) to ``gt``'s; ``gt`` is NaN where there is no GT.
+    """
+    h, w = gt.shape
+    if depth.shape != (h, w):
+        depth = cv2.resize(depth.astype(np.float32), (w, h), interpolation=cv2.INTER_NEAREST)
+    has_gt = np.isfinite(gt)
+    return float(np.isfinite(depth[has_gt]).mean()) if has_gt.any() else float("nan")
+
+
+def evaluate_published(pipe, stage, frames: list[RealFrame] | None = None) -> dict[str, float]:
+    """Per real frame: the fraction of GT-valid pixels the metric stage publishes (finite metres).
+
+    Every bundled frame counts (Aloe too: its GT validity is meaningful even though its metres are not);
+    calibrated frames get their camera, as the node would from camera_info.
+    """
+    from ..intrinsics import CameraIntrinsics
+    out = {}
+    for f in frames or load_real_frames():
+        cam = None
+        if f.K is not None:
+            h, w = f.rgb.shape[:2]
+            cam = CameraIntrinsics.from_pinhole(w, h, f.K[0, 0], f.K[1, 1], f.K[0, 2], f.K[1, 2])
+        res = stage(stage.new_state(), pipe(f.rgb, pipe.new_stream(0)), f.rgb, cam)
+        out[f.name] = published_fraction(res.depth, f.depth)
     return out

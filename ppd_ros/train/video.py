@@ -80,7 +80,7 @@ class VideoTrainConfig:
     init_from: str = "default"  # embedded image model whose DiT initialises and whose encoder is used
     # Only these tensors are fine-tuned and shipped; the rest are read from the image DiT's file at load
     # (the weights folder has no room for a second full DiT, even in float16). The temporal block alone
-    # did better on held-out synthetic clips than also tuning block 1 + the final layer (README).
+    # did better on held-out synthetic clips than also tuning block 1 + the final layer (docs/embedded_models.md).
     train_prefixes: str = "temporal_blocks."
 
 

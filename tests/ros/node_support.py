@@ -22,7 +22,7 @@ FASTDDS_XML = REPO / "config" / "fastdds_localhost.xml"
 FIXTURE_PARAMS: dict[str, Any] = {
     "model": "checkpoints", "dit_checkpoint": str(WEIGHTS), "semantics_checkpoint": str(WEIGHTS),
     "dit_preset": "fixture_ppd_e2e_dit", "semantics_preset": "fixture_da2_vit_small",
-    "working_area": 64 * 48, "steps": 2, "device": "cpu", "precision": "float32", "max_frame_age": 0.0,
+    "working_area": 64 * 48, "steps": 2, "device": "cpu", "precision": "float32",
     "cpu_threads": 1,  # a shared CI box: OpenMP spin-waits make 2 threads ~100x slower than 1 under load
 }
 

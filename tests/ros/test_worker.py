@@ -49,7 +49,7 @@ class WindowPipeline:
         return out
 
 
-def make_worker(pipe, cameras=("a",), wanted=lambda cam: True):
+def make_worker(pipe, cameras=("a",), wanted=lambda cam: True, max_age_s=0.0, log_period=60.0, **kw):
     published: list[Output] = []
     logs: list[str] = []
     lock = threading.Lock()
@@ -58,13 +58,14 @@ def make_worker(pipe, cameras=("a",), wanted=lambda cam: True):
         with lock:
             published.append(out)
 
-    worker = InferenceWorker(Models(pipe, None, "fake"), list(cameras), publish, wanted, time.time_ns, 0.0,
-                             ThrottledLog(lambda level, text: logs.append(text), 60.0))
+    worker = InferenceWorker(Models(pipe, None, "fake"), list(cameras), publish, wanted, time.time_ns, max_age_s,
+                             ThrottledLog(lambda level, text: logs.append(text), log_period), **kw)
     return worker, published, logs
 
 
-def frame(cam: int, h: int = 4) -> Frame:
-    return Frame(cam, np.full((h, 5, 3), 7, np.uint8), header=None, stamp_ns=time.time_ns())
+def frame(cam: int, h: int = 4, stamp_ns: int | None = None) -> Frame:
+    return Frame(cam, np.full((h, 5, 3), 7, np.uint8), header=None,
+                 stamp_ns=time.time_ns() if stamp_ns is None else stamp_ns)
 
 
 def feed(worker: InferenceWorker, cam: int, h: int = 4) -> None:
