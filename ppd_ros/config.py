@@ -78,6 +78,18 @@ class InferenceConfig:
     max_aspect: float = 8.0  # reject inputs more extreme than this (the official code never clamps)
     attention_backend: Literal["sdpa", "math"] = "sdpa"
     seed: int = 0
+    # --- streams (docs/stable_streams.md) ---
+    # "fixed": a stream draws its initial noise once (from its seed) and reuses it for every frame, so
+    # an unchanged scene gives an unchanged depth; "fresh": a new draw per frame (the official image code)
+    noise: Literal["fixed", "fresh"] = "fixed"
+    # warm start: a frame whose image barely moved starts at timesteps[warm_start_step] from the previous
+    # frame's result re-noised with the stream's noise (steps - warm_start_step evaluations); needs
+    # noise="fixed" and steps > warm_start_step, else every frame is cold
+    warm_start: bool = False
+    warm_start_step: int = 1
+    motion_threshold: float = 0.01  # mean |grey difference| in [0, 1] (quarter-size working image) above
+    # which a frame cold-starts
+    scene_cut_threshold: float = 0.25  # mean |diff| of 16x16 grey thumbnails in [0, 1]; <= 0 disables
     # runtime.DEFAULT speed-ups (outputs within fp32 rounding of the official procedure) where the
     # pipeline is built by the node's factory; False = runtime.REFERENCE, the official procedure.
     speedups: bool = True
@@ -85,6 +97,17 @@ class InferenceConfig:
     def __post_init__(self) -> None:
         if self.steps < 1:
             raise ConfigError(f"steps must be >= 1, got {self.steps}")
+        if self.noise not in ("fixed", "fresh"):
+            raise ConfigError(f"noise must be 'fixed' or 'fresh', got {self.noise!r}")
+        if self.warm_start_step < 1:
+            raise ConfigError(f"warm_start_step must be >= 1, got {self.warm_start_step}")
+        if self.motion_threshold < 0:
+            raise ConfigError(f"motion_threshold must be >= 0, got {self.motion_threshold}")
+
+    @property
+    def warm_start_active(self) -> bool:
+        """True when warm starts can happen with these settings."""
+        return self.warm_start and self.noise == "fixed" and self.steps > self.warm_start_step
         if self.target_area < 256:
             raise ConfigError(f"target_area must be >= 256 pixels, got {self.target_area}")
 
@@ -275,6 +298,9 @@ class VideoConfig:
     temporal_frames: int = 12  # recent frames kept for the temporal blocks (plus the references)
     scene_cut_threshold: float = 0.25  # mean |diff| of 16x16 grey thumbnails in [0, 1]; <= 0 disables
     reset_on_time_jump: bool = True  # a stamp older than the previous one resets the stream
+    # "fixed": every streamed frame (and reference pass) uses the stream's first noise row; "fresh": the row
+    # of its virtual window position (the official rows cycle). Exact windows always use the official rows.
+    noise: Literal["fixed", "fresh"] = "fixed"
 
     def __post_init__(self) -> None:
         if len(self.keyframes) < 1 or self.keyframes[0] != 0:
@@ -285,6 +311,8 @@ class VideoConfig:
             raise ConfigError(f"window {self.window} must exceed the {len(self.keyframes)} references")
         if self.refresh_every < 1 or self.temporal_frames < 0:
             raise ConfigError("refresh_every must be >= 1 and temporal_frames >= 0")
+        if self.noise not in ("fixed", "fresh"):
+            raise ConfigError(f"noise must be 'fixed' or 'fresh', got {self.noise!r}")
 
     @property
     def num_refs(self) -> int:

@@ -49,17 +49,35 @@ class EulerSampler:
         self.timesteps = sampling_timesteps(steps, self.schedule.num_train_timesteps)
 
     def __call__(self, denoiser: Denoiser, init_latent: torch.Tensor,
-                 on_step: Callable[[int, torch.Tensor], None] | None = None) -> torch.Tensor:
-        """Returns the final latent + 0.5 (float32); ``on_step(i, latent)`` sees each updated latent."""
+                 on_step: Callable[[int, torch.Tensor], None] | None = None, start: int = 0) -> torch.Tensor:
+        """Returns the final latent + 0.5 (float32); ``on_step(i, latent)`` sees each updated latent.
+
+        ``start`` > 0 begins at ``timesteps[start]`` (a warm start: ``init_latent`` must then be a latent
+        at that timestep, e.g. from :func:`renoise`) and runs the remaining ``steps - start`` evaluations.
+        """
+        if not 0 <= start < len(self.timesteps):
+            raise ValueError(f"start must be in [0, {len(self.timesteps)}), got {start}")
         latent = init_latent.to(torch.float32)
         ts = [int(t) for t in self.timesteps]
         for i, t in enumerate(ts):
+            if i < start:
+                continue
             s = ts[i + 1] if i + 1 < len(ts) else -1
             v = denoiser(latent, torch.tensor(t, dtype=torch.int32, device=latent.device))
             latent = self.schedule.euler_step(latent, v, t, s)
             if on_step is not None:
                 on_step(i, latent)
         return latent + 0.5
+
+
+def renoise(clean: torch.Tensor, noise: torch.Tensor, t: int, num_train_timesteps: int = 1000) -> torch.Tensor:
+    """The forward process at timestep t: ``(1 - t/T) x_0 + (t/T) x_T`` (float32).
+
+    Why: a warm start re-noises the previous frame's clean latent with the stream's own fixed noise,
+    so a frame that did not change lands on (nearly) the latent its cold trajectory would have passed.
+    """
+    a = float(t) / float(num_train_timesteps)
+    return (1 - a) * clean.to(torch.float32) + a * noise.to(torch.float32)
 
 
 def initial_noise(shape: tuple[int, ...], generator: torch.Generator | None = None,

@@ -37,6 +37,12 @@ class EmbeddedModelUnavailable(PPDError):
     """The requested embedded model (or its weights) is not shipped with this install."""
 
 
+# Euler steps for STREAMS of the embedded models (node, demo). With one fixed noise per stream, 1 step beat 2
+# and 4 on the moving clips (AbsRel, GT flicker), held static scenes within 0.01 of the depth spread and ran
+# ~3x faster: bench/bench_stability.py, docs/stable_streams.md. The cards' "steps" stay the evaluated value.
+EMBEDDED_STREAM_STEPS = 1
+
+
 def default_model_dir() -> Path:
     return Path(__file__).resolve().parent / "weights"
 

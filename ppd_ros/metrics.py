@@ -143,3 +143,47 @@ def edge_chamfer_distance(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | N
     d_pg, _ = cKDTree(gp).query(pp, k=1)
     d_gp, _ = cKDTree(pp).query(gp, k=1)
     return float((d_pg.mean() + d_gp.mean()) / 2)
+
+
+# --- temporal stability of a stream (bench/bench_stability.py, the demo's summary) ---------------
+def static_background_flicker(depths: np.ndarray, rgbs: np.ndarray, rgb_tol: int = 8) -> float:
+    """Flicker where the scene held still, as a fraction of the sequence's depth spread.
+
+    Mean over frame pairs of the median |depth_t - depth_{t-1}| on pixels whose RGB did not change
+    (every channel within ``rgb_tol`` levels) and whose depth is finite in both frames, divided by the
+    sequence's spread (p95 - p5 of all finite depths). ``depths`` (T, H, W), ``rgbs`` (T, H, W, 3) uint8
+    at the same size. NaN when no pair has a still pixel.
+    """
+    d = np.asarray(depths, dtype=np.float64)
+    rgb = np.asarray(rgbs)
+    if d.ndim != 3 or rgb.shape[:3] != d.shape or rgb.shape[-1] != 3:
+        raise InputError(f"depths (T, H, W) {d.shape} and rgbs (T, H, W, 3) {rgb.shape} must match")
+    finite = np.isfinite(d)
+    if d.shape[0] < 2 or not finite.any():
+        return float("nan")
+    lo, hi = np.percentile(d[finite], [5, 95])
+    spread = hi - lo
+    if spread <= 0:
+        return float("nan")
+    still = np.abs(np.diff(rgb.astype(np.int16), axis=0)).max(-1) <= rgb_tol  # (T-1, H, W)
+    per_pair = []
+    for t in range(d.shape[0] - 1):
+        m = still[t] & finite[t] & finite[t + 1]
+        if m.any():
+            per_pair.append(float(np.median(np.abs(d[t + 1][m] - d[t][m]))))
+    return float(np.mean(per_pair)) / spread if per_pair else float("nan")
+
+
+def scale_jitter(depths: np.ndarray) -> float:
+    """Coefficient of variation over frames of each frame's median depth, on pixels finite in every frame.
+
+    For a static camera the true scale is constant, so this is the metric stage's scale jitter.
+    """
+    d = np.asarray(depths, dtype=np.float64)
+    if d.ndim != 3:
+        raise InputError(f"depths must be (T, H, W), got {d.shape}")
+    m = np.isfinite(d).all(0)
+    if not m.any():
+        return float("nan")
+    s = np.median(d[:, m], axis=1)
+    return float(np.std(s) / np.mean(s)) if np.mean(s) != 0 else float("nan")

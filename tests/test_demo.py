@@ -18,7 +18,8 @@ def test_short_demo_run(tmp_path: Path):
         assert key in s, key
     assert s["pipeline"] == "video_stream"  # the default: the small PPVD, streaming
     # node mode sends each real still twice (a late-joining reader may miss the first sample)
-    assert s["frames_in"] == (3 * 2 + 2 if s["mode"] == "node" else 3 + 2)
+    # + the static camera's 2 frames
+    assert s["frames_in"] == (3 * 2 + 2 + 2 if s["mode"] == "node" else 3 + 2 + 2)
     assert 0 < s["frames_out"] <= s["frames_in"]
     assert s["frames_dropped"] == s["frames_in"] - s["frames_out"]
     for name, m in s["real_frames"].items():
@@ -32,6 +33,9 @@ def test_short_demo_run(tmp_path: Path):
         # issue 14: the node's metric depth covers >= 90 % of the GT-valid pixels of every real frame
         fractions = {n: m["metric_published_fraction"] for n, m in s["real_frames"].items()}
         assert all(f is not None and f >= 0.9 for f in fractions.values()), fractions
+    st = s["stability"]["static_camera"]
+    assert st["frames"] == 2 and 0 <= st["static_flicker_relative"] < 0.05  # one noise per stream: still depth
+    assert st["dit_evals_per_frame"] >= 1 and st["warm_frames"] + st["cold_frames"] == 2
 
 
 def test_offline_demo_in_exact_video_mode(tmp_path: Path):
@@ -39,6 +43,6 @@ def test_offline_demo_in_exact_video_mode(tmp_path: Path):
     assert main(["demo", "--out", str(out), "--sequence", "2", "--offline", "--mode", "video_exact"]) == 0
     s = json.loads((out / "summary.json").read_text())
     assert s["mode"] == "offline" and s["pipeline"] == "video_exact"
-    assert s["frames_in"] == s["frames_out"] == 3 + 2 and s["frames_dropped"] == 0  # flushed windows
+    assert s["frames_in"] == s["frames_out"] == 3 + 2 + 2 and s["frames_dropped"] == 0  # flushed windows
     assert all(m["model_absrel"] < m["constant_absrel"] for m in s["real_frames"].values())
     assert all(m["metric_published_fraction"] is None for m in s["real_frames"].values())  # no metric stage offline

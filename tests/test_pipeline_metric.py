@@ -123,7 +123,7 @@ def test_refresh_every_n_frames_holds_the_scale_in_between():
 def test_smoothing_blends_successive_fits_and_reset_forgets():
     d1, mask, rel1 = _scene(1.5, 0.2)
     _, _, rel2 = _scene(2.5, 0.4)
-    stage = MetricStage(FakeMoGe(d1, mask), MetricConfig(smoothing=0.5))
+    stage = MetricStage(FakeMoGe(d1, mask), MetricConfig(smoothing=0.5, adapt_threshold=0.0))
     state = stage.new_state()
     assert stage(state, _result(rel1), RGB).scale == pytest.approx(1.5, rel=1e-5)
     r = stage(state, _result(rel2), RGB)

@@ -22,6 +22,7 @@ import numpy as np
 
 
 NS = "/demo"
+STATIC_CAMERA = "cam_static"
 OUTPUT_TOPICS = ("depth", "depth/camera_info", "points", "depth/relative", "status")
 
 
@@ -46,6 +47,9 @@ class Received:
     metric: np.ndarray | None = None  # (H, W) metres, when a metric stage ran
     K: np.ndarray | None = None  # intrinsics of the output (given or predicted)
     latency_ms: dict[str, float] = field(default_factory=dict)
+    warm: bool | None = None  # sampling warm-started from the previous frame (None: unknown)
+    continuity: str = ""  # why the stream (re)started at this frame ("" = it continued)
+    dit_evals: int = 0
 
 
 def demo_cameras(sequence_len: int, seed: int = 7) -> list[CameraInput]:
@@ -53,9 +57,14 @@ def demo_cameras(sequence_len: int, seed: int = 7) -> list[CameraInput]:
     from ..data.synthetic import SynthConfig, make_sequence
     cams = [CameraInput(f"cam_{f.name}", [f.rgb], f.K if f.name != "aloe" else None, [f.depth], True)
             for f in load_real_frames()]
+    from ..data.clips import make_clip
     seq = make_sequence(seed, sequence_len, SynthConfig(height=192, width=256))
     cams.append(CameraInput("cam_synthetic", [f.rgb for f in seq], seq[0].K,
                             [np.where(np.isfinite(f.depth), f.depth, np.nan) for f in seq], False))
+    # a fixed camera (only sensor noise changes): its depth must hold still (summary.json "stability")
+    still = make_clip("static", seed, max(sequence_len, 2), SynthConfig(height=192, width=256))
+    cams.append(CameraInput(STATIC_CAMERA, list(still.rgb), still.K,
+                            [np.where(np.isfinite(d), d, np.nan) for d in still.depth], False))
     return cams
 
 
@@ -68,7 +77,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--offline", action="store_true", help="no ROS processes: run the pipeline in-process")
     p.add_argument("--mode", choices=("image", "video_stream", "video_exact"), default="video_stream",
                    help="pipeline: small PPVD streaming (default), PPVD exact windows, or the small PPD per frame")
-    p.add_argument("--steps", type=int, default=4, help="Euler sampling steps")
+    p.add_argument("--steps", type=int, default=0,
+                   help="Euler sampling steps (0 = the stream default: 1 for the embedded models, 4 for --official)")
     p.add_argument("--rate", type=float, default=1.0, help="camera frame rate [Hz]")
     p.add_argument("--timeout", type=float, default=240.0, help="give up waiting for the node after [s]")
     p.set_defaults(func=run)
@@ -127,10 +137,11 @@ def load_pipeline(args: argparse.Namespace):
     from ..config import InferenceConfig
     from ..embedded import load_embedded_image_pipeline, load_embedded_video_pipeline
     from ..pipelines import PPDPipeline
+    from ..embedded import EMBEDDED_STREAM_STEPS
     if args.official:
         return PPDPipeline.from_checkpoints(args.official[0], args.official[1],
-                                            InferenceConfig(steps=args.steps, device="auto"))
-    cfg = InferenceConfig(steps=args.steps, device="cpu")
+                                            InferenceConfig(steps=args.steps or 4, device="auto"))
+    cfg = InferenceConfig(steps=args.steps or EMBEDDED_STREAM_STEPS, device="cpu")
     if args.mode == "image":
         return load_embedded_image_pipeline("default", cfg)
     from ..ros.factory import VideoStream  # the node's binding of the stream mode
@@ -146,10 +157,15 @@ def run_offline(cams: list[CameraInput], args: argparse.Namespace) -> tuple[list
         for i, rgb in enumerate(cam.frames):
             frames_in += 1
             for res in pipe.push(state, rgb, stamp=i):
-                received.append(Received(cam.name, int(res.stamp), res.depth, None, cam.K, dict(res.timings_ms)))
+                received.append(_received(cam, res))
         for res in pipe.flush(state):  # exact video mode: the camera's open window
-            received.append(Received(cam.name, int(res.stamp), res.depth, None, cam.K, dict(res.timings_ms)))
+            received.append(_received(cam, res))
     return received, frames_in, [f"offline mode: {args.mode} pipeline run in-process, no ROS node, no bag"]
+
+
+def _received(cam: CameraInput, res) -> Received:
+    return Received(cam.name, int(res.stamp), res.depth, None, cam.K, dict(res.timings_ms), bool(res.warm),
+                    res.continuity, int(res.dit_evals))
 
 
 def _print_summary(s: dict, out: Path) -> None:
@@ -162,6 +178,10 @@ def _print_summary(s: dict, out: Path) -> None:
               f"| GT-fitted plane {m['plane_absrel']:.3f}"
               + (f" | metric published on {m['metric_published_fraction']:.0%} of GT pixels"
                  if m.get("metric_published_fraction") is not None else ""))
+    st = s.get("stability", {}).get("static_camera")
+    if st:
+        print(f"  static camera: flicker {st['static_flicker_relative']:.4f} of the depth spread (relative), "
+              f"{st['static_flicker_metric']} (metric); {st['dit_evals_per_frame']} DiT evals per frame")
     for note in s.get("notes", []):
         print(f"  note: {note}")
     print(f"bag: {s['bag']}")

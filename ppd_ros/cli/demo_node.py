@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from ..ros.demo_recorder import Recorder
+from ..ros.stream_stats import parse_start_note
 from .demo import NS, OUTPUT_TOPICS, CameraInput, Received
 
 IDLE_S = 20.0  # a camera is done when no output came for this long after its last frame was sent
@@ -139,6 +140,9 @@ def _collect(rec: Recorder, cams: list[CameraInput], sent: dict[str, list[int]])
             if rel is None and metric is None:
                 continue
             base = rel if rel is not None else np.log1p(np.where(np.isfinite(metric), metric, np.nan))
-            lat = rec.status.get(key, {}).get("latency_ms", {})
-            out.append(Received(cam.name, i, base.astype(np.float32), metric, rec.info.get(key), dict(lat)))
+            status = rec.status.get(key, {})
+            start = parse_start_note(status.get("message", ""))
+            warm, why, evals = start if start is not None else (None, "", 0)
+            out.append(Received(cam.name, i, base.astype(np.float32), metric, rec.info.get(key),
+                                dict(status.get("latency_ms", {})), warm, why, evals))
     return out

@@ -84,8 +84,12 @@ def render_cloud(depth: np.ndarray, K: np.ndarray, rgb: np.ndarray, yaw_deg: flo
 TOTAL_KEYS = ("pipeline", "total")  # aggregates of the other stages: drawn as a tick, not stacked
 
 
-def latency_plot(latencies: list[dict[str, float]], size: tuple[int, int] = (340, 800)) -> np.ndarray:
-    """Stacked bars of per-stage latency (ms) per output frame; a black tick marks the pipeline total."""
+def latency_plot(latencies: list[dict[str, float]], warm: list[bool | None] | None = None,
+                 size: tuple[int, int] = (340, 800)) -> np.ndarray:
+    """Stacked bars of per-stage latency (ms) per output frame; a black tick marks the pipeline total.
+
+    ``warm`` (per frame): a strip under the bars marks warm-started (green) and cold-started (red) frames.
+    """
     H, W = size
     img = np.full((H, W, 3), 255, np.uint8)
     if not latencies:
@@ -107,6 +111,13 @@ def latency_plot(latencies: list[dict[str, float]], size: tuple[int, int] = (340
         if totals[i]:
             yt = int(round(y1 - totals[i] / top * (y1 - y0)))
             cv2.line(img, (x0 + i * bw, yt), (x0 + (i + 1) * bw - 2, yt), (0, 0, 0), 2)
+    for i, w in enumerate(warm or []):
+        if w is not None:
+            cv2.rectangle(img, (x0 + i * bw, y1 + 3), (x0 + (i + 1) * bw - 2, y1 + 9),
+                          (60, 170, 60) if w else (40, 40, 210), -1)
+    if warm and any(w is not None for w in warm):
+        cv2.putText(img, "strip: green = warm start, red = cold start", (x0 + 200, H - 8), FONT, 0.35, (0, 0, 0), 1,
+                    cv2.LINE_AA)
     cv2.line(img, (x0, y1), (x1, y1), (0, 0, 0), 1)
     cv2.line(img, (x0, y0), (x0, y1), (0, 0, 0), 1)
     for frac in (0.0, 0.5, 1.0):

@@ -76,8 +76,9 @@ def write_report(cams: list, received: list, frames_in: int, out: Path, bag: str
     if cloud_tiles:
         cv2.imwrite(str(out / "pointcloud.png"), np.concatenate(cloud_tiles, 1))
         pictures.append(str(out / "pointcloud.png"))
-    lat = [r.latency_ms for r in received if r.latency_ms]
-    cv2.imwrite(str(out / "latency.png"), latency_plot(lat))
+    timed = [r for r in received if r.latency_ms]
+    lat = [r.latency_ms for r in timed]
+    cv2.imwrite(str(out / "latency.png"), latency_plot(lat, [r.warm for r in timed]))
     pictures.append(str(out / "latency.png"))
     stages = sorted({k for d in lat for k in d})
     frames_out = len(firsts)
@@ -85,4 +86,31 @@ def write_report(cams: list, received: list, frames_in: int, out: Path, bag: str
             "frames_dropped": max(frames_in - frames_out, 0), "real_frames": real_metrics,
             "synthetic_sequence_absrel": float(np.nanmean(syn_absrel)) if syn_absrel else None,
             "latency_ms": {k: float(np.median([d[k] for d in lat if k in d])) for k in stages},
-            "bag": bag, "pictures": pictures, "notes": notes}
+            "bag": bag, "pictures": pictures, "notes": notes, "stability": stability(cams, received)}
+
+
+def stability(cams: list, received: list) -> dict:
+    """The static camera's flicker (bench/bench_stability.py's definition) and its sampling cost."""
+    from ..metrics import static_background_flicker
+    from .demo import STATIC_CAMERA
+    cam = next((c for c in cams if c.name == STATIC_CAMERA), None)
+    got = sorted({r.index: r for r in received if r.camera == STATIC_CAMERA}.values(), key=lambda r: r.index)
+    if cam is None or len(got) < 2:
+        return {}
+    rgb = np.stack([cam.frames[r.index] for r in got])
+
+    def flicker(maps: list[np.ndarray]) -> float:
+        h, w = maps[0].shape
+        small = rgb if rgb.shape[1:3] == (h, w) else np.stack([cv2.resize(x, (w, h), interpolation=cv2.INTER_AREA)
+                                                                for x in rgb])
+        return round(static_background_flicker(np.stack(maps), small), 5)
+    metric = [np.where(np.isfinite(r.metric), r.metric, np.nan) for r in got if r.metric is not None]
+    known = [r for r in got if r.warm is not None]
+    return {"static_camera": {
+        "frames": len(got), "static_flicker_relative": flicker([r.relative for r in got]),
+        "static_flicker_metric": flicker(metric) if len(metric) == len(got) else None,
+        "dit_evals_per_frame": round(float(np.mean([r.dit_evals for r in got])), 2),
+        "warm_frames": sum(bool(r.warm) for r in known), "cold_frames": sum(not r.warm for r in known),
+        "restarts": [r.continuity for r in got if r.continuity],
+        "definition": "mean over frame pairs of median |d_t - d_(t-1)| on pixels whose RGB did not change, "
+                      "over the depth spread p95 - p5 (ppd_ros.metrics.static_background_flicker)"}}

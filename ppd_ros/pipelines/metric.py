@@ -86,7 +86,12 @@ class MetricConfig:
     """Run-time knobs of the metric stage."""
 
     refresh_every: int = 1  # run MoGe-2 + RANSAC every N frames; reuse the last map in between
-    smoothing: float = 0.0  # EMA weight of the previous (a, b, max_depth) at a refresh, in [0, 1)
+    # Temporal stability of a stream (docs/stable_streams.md). The per-frame fit alone jumps (RANSAC samples
+    # differ from frame to frame); these defaults were chosen with bench/bench_stability.py.
+    smoothing: float = 0.95  # EMA weight of the held (a, b, max_depth) at a refresh, in [0, 1)
+    adapt_threshold: float = 0.2  # median |change of log(1+d)| of a new fit above which the held map jumps
+    # to it at once (a real scale change: zoom, new scene) instead of easing in; <= 0: always smooth
+    reseed_fit: bool = True  # restart the RANSAC generator at every fit: equal inputs give equal fits
     use_camera_fov: bool = True  # calibrated camera: give MoGe-2 its FoV so only the shift is solved
     output: Literal["model", "input"] = "model"  # PPD working resolution, or the frame's (edge-preserving)
     principal_point: Literal["opencv", "official"] = "opencv"  # predicted K: (W-1)/2 or official W/2
@@ -98,6 +103,8 @@ class MetricConfig:
             raise ConfigError(f"refresh_every must be >= 1, got {self.refresh_every}")
         if not 0.0 <= self.smoothing < 1.0:
             raise ConfigError(f"smoothing must be in [0, 1), got {self.smoothing}")
+        if self.adapt_threshold < 0:
+            raise ConfigError(f"adapt_threshold must be >= 0, got {self.adapt_threshold}")
         if self.edge_threshold <= 0:
             raise ConfigError(f"edge_threshold must be > 0, got {self.edge_threshold}")
 
@@ -116,12 +123,15 @@ class MetricState:
     K_norm: np.ndarray | None = None  # last MoGe-2 normalised intrinsics
     age: int = 0  # frames since the held map was fitted
     frames: int = 0
+    resets: int = 0
+    jumps: int = 0  # refreshes where the held map jumped to the new fit (adapt_threshold)
 
     def reset(self) -> None:
         """Forget the scale and intrinsics and reseed the generator (same stream as new_state(seed))."""
         self.rng = np.random.RandomState(self.seed)
         self.a, self.b, self.max_depth, self.moge_scale, self.branch = None, 0.0, 0.0, float("nan"), ""
         self.K_norm, self.age, self.frames = None, 0, 0
+        self.resets += 1
 
 
 @dataclass
@@ -165,8 +175,13 @@ class MetricStage:
 
     def __call__(self, state: MetricState, result: DepthResult, rgb: np.ndarray,
                  camera: CameraIntrinsics | None = None, image: torch.Tensor | None = None) -> MetricResult:
-        """``image``: the (1, 3, h, w) tensor PPD ran on, if at hand (else rebuilt from ``rgb``)."""
+        """``image``: the (1, 3, h, w) tensor PPD ran on, if at hand (else rebuilt from ``rgb``).
+
+        A result that (re)starts its stream (non-empty ``continuity``) resets the temporal smoothing.
+        """
         t0 = time.perf_counter()
+        if getattr(result, "continuity", ""):
+            state.reset()
         timings: dict[str, float] = {}
         check_rgb_u8(rgb)
         rel = np.asarray(result.depth_model, dtype=np.float32)
@@ -215,8 +230,16 @@ class MetricStage:
                 why = "an empty validity mask" if not mask.any() else f"a non-positive focal ({focal:g})"
                 raise InputError(f"MoGe-2 gave {why} and no earlier scale exists; frame dropped")
             return None
+        if self.cfg.reseed_fit:
+            state.rng = np.random.RandomState(state.seed)
         fit = fit_log_depth_ransac(rel, pred.depth[0].cpu().numpy(), mask, state.rng)
         k = self.cfg.smoothing if state.a is not None else 0.0
+        if k and self.cfg.adapt_threshold > 0:
+            x = rel[mask]
+            change = float(np.median(np.abs((fit.a - state.a) * x + (fit.b - state.b))))
+            if change > self.cfg.adapt_threshold:
+                k = 0.0
+                state.jumps += 1
         state.a = k * state.a + (1 - k) * fit.a if state.a is not None else fit.a
         state.b = k * state.b + (1 - k) * fit.b
         state.max_depth = k * state.max_depth + (1 - k) * fit.max_depth

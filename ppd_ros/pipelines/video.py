@@ -126,8 +126,11 @@ class PPVDPipeline:
     @torch.inference_mode()
     def sample(self, images: torch.Tensor, noise: torch.Tensor, context: VideoContext | None = None,
                semantics: torch.Tensor | None = None,
-               on_step: Callable[[int, torch.Tensor], None] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+               on_step: Callable[[int, torch.Tensor], None] | None = None,
+               start: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         """(N, 3, s, s) images + (N, 1, s, s) noise -> ((N, 1, s, s) latent + 0.5, semantics).
+
+        ``start`` > 0: ``noise`` is a latent at ``timesteps[start]`` (warm start; cache slots from ``start``).
 
         Semantics are computed once (π3 over the N frames as one set) unless given, and reused by all
         denoising steps. ``context`` supplies cross-frame tokens (default: the official window).
@@ -136,7 +139,7 @@ class PPVDPipeline:
             with autocast(self.device, self.dtype):
                 semantics = self.encoder.forward_semantics(images)
         cond = images - 0.5
-        step = [0]
+        step = [start]
 
         def denoise(latent: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             if context is not None and hasattr(context, "step"):
@@ -145,7 +148,7 @@ class PPVDPipeline:
             with autocast(self.device, self.dtype):
                 return self.dit(torch.cat([latent, cond], dim=1), semantics, t, context)
 
-        pred = self.sampler(denoise, noise, on_step)
+        pred = self.sampler(denoise, noise, on_step, start=start)
         synchronize(self.device)
         return pred, semantics
 

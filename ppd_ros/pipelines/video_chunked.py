@@ -50,9 +50,14 @@ class ChunkedState:
     window_index: int = 0
     frames_seen: int = 0
     on_window: Callable[[WindowRecord], None] | None = None  # optional observer
+    pending: str = "first_frame"  # continuity reason reported by the stream's next first result
 
-    def reset(self) -> None:
-        """Forget the stream (frame 0, anchors, buffered frames); buffers are kept for reuse."""
+    def reset(self, reason: str = "request") -> None:
+        """Forget the stream (frame 0, anchors, buffered frames); buffers are kept for reuse.
+
+        Frames buffered in the open window are discarded: call ``flush`` first to get them.
+        """
+        self.pending = reason
         self.anchors, self.out_hw = None, None
         self.filled = self.window_index = self.frames_seen = 0
         self.stamps = [None] * len(self.stamps)
@@ -93,7 +98,7 @@ def flush_chunked(pipe: "PPVDPipeline", state: ChunkedState) -> list[DepthResult
     """End of stream: pad the open window with copies of the last frame, run it, then reset."""
     start = _first_new(pipe, state)
     if state.filled <= start:
-        state.reset()
+        state.reset("request")
         return []
     real = state.filled - start
     last = state.filled - 1
@@ -103,7 +108,7 @@ def flush_chunked(pipe: "PPVDPipeline", state: ChunkedState) -> list[DepthResult
         state.stamps[pos] = None
     state.filled = pipe.video.window
     results = _run(pipe, state, real)
-    state.reset()
+    state.reset("request")
     return results
 
 
@@ -132,10 +137,13 @@ def _run(pipe: "PPVDPipeline", state: ChunkedState, real: int) -> list[DepthResu
                                      float(s), float(b)))
     ms = (time.perf_counter() - t0) * 1e3
     start = _first_new(pipe, state)
+    evals = round(v.window * len(pipe.sampler.timesteps) / max(real, 1))  # the window's cost per new frame
     results = [DepthResult(depth=aligned[p], depth_model=model[p], index=int(state.frame_index[p]),
                            timings_ms={"window": ms}, stamp=state.stamps[p], window_index=state.window_index,
-                           reference_stamps=tuple(state.stamps[: v.num_refs]))
+                           reference_stamps=tuple(state.stamps[: v.num_refs]), dit_evals=evals)
                for p in range(start, start + real)]
+    if state.window_index == 0 and results:
+        results[0].continuity, state.pending = state.pending, ""
     # carry the key-frame images over as the next window's references
     keys = list(v.keyframes)
     state.images[: v.num_refs] = state.images[keys].clone()

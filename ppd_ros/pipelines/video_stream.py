@@ -17,30 +17,35 @@ reproduces it; this mode keeps the window's *structure* causally:
 * **Alignment**: the reference pass re-predicts the references; one affine fit of that prediction
   onto their earlier aligned outputs (slot 0 = the stream's first frame, kept) maps every frame of
   the next epoch, the official chaining at the working resolution.
-* **Reset** on request, on a stamp earlier than the previous one, or on a scene cut (grey-thumbnail
-  difference); buffers are kept (memory never grows), counters and validity marks are cleared.
+* **Reset** on request, on a stamp earlier than the previous one, on a scene cut (grey-thumbnail
+  difference) or a new frame size; buffers are kept (memory never grows), counters and validity marks
+  are cleared. The next result's ``continuity`` says why.
+* **Noise** (``VideoConfig.noise``): "fixed" uses the stream's first noise row for every frame and
+  reference pass (an unchanged scene gives an unchanged depth); "fresh" the row of the virtual position.
+* **Warm start** (``InferenceConfig.warm_start``): a new frame whose image barely moved since the last
+  cold frame starts at ``timesteps[warm_start_step]`` from that frame's raw prediction re-noised with the
+  fixed row;
+  it runs the remaining steps and reads the cache slots of those steps. Reference passes are always cold.
 """
 from __future__ import annotations
 
-import numbers
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..config import ConfigError, DiTVideoConfig, Pi3Config, VideoConfig
+from ..diffusion import renoise
 from ..models.dit_video import pool_tokens
 from ..models.pi3 import GlobalKV
+from .continuity import MOTION_DIV, THUMB, grey_small, grey_thumb, is_scene_cut, is_time_jump, motion
 from .image import DepthResult
 from .video_align import fit_scale_shift
 
 if TYPE_CHECKING:
     from .video import PPVDPipeline
-
-THUMB = 16  # scene-cut thumbnail side
 
 
 @dataclass
@@ -60,6 +65,8 @@ class VideoStreamState:
     thumb: torch.Tensor  # (THUMB, THUMB) previous frame's grey thumbnail
     ref_index: torch.Tensor  # (R,) int64 stream frame index of each reference slot (diagnostics)
     next_index: torch.Tensor  # (R,) int64 frame index of each next-reference slot
+    prev: torch.Tensor  # (1, 1, s, s) raw clean latent of the last cold frame (warm-start anchor)
+    small: torch.Tensor  # (s/4, s/4) grey image of the last cold frame (motion test)
     key_positions: tuple[int, ...]  # virtual-window positions whose frames become the next references
     num_refs: int = 0  # valid reference slots (1 right after a start, R after the first refresh)
     position: int = 0  # next virtual window position
@@ -70,8 +77,11 @@ class VideoStreamState:
     frames: int = 0  # frames pushed since creation (DepthResult.index)
     epoch: int = 0  # reference passes since the last reset
     resets: int = 0
-    last_reset: str = ""  # "request" | "time_jump" | "scene_cut"
+    last_reset: str = ""  # "request" | "time_jump" | "scene_cut" | "resize" | node reasons
     last_stamp: object = None
+    pending: str = "first_frame"  # continuity reason reported by the next frame
+    prev_valid: bool = False
+    in_hw: tuple[int, int] | None = None  # input frame size of the stream
     ref_stamps: list = field(default_factory=list)  # caller stamps of the reference slots (R entries)
     next_stamps: list = field(default_factory=list)
 
@@ -81,7 +91,8 @@ class VideoStreamState:
         self.scale, self.shift = 1.0, 0.0
         self.last_stamp = None
         self.resets += 1
-        self.last_reset = reason
+        self.last_reset = self.pending = reason
+        self.prev_valid = False
 
     def tensors(self) -> dict[str, torch.Tensor]:
         return {k: v for k, v in vars(self).items() if isinstance(v, torch.Tensor)}
@@ -131,7 +142,9 @@ def allocate_stream_state(dit: DiTVideoConfig, pi3: Pi3Config | None, video: Vid
         recent_temporal=z(steps, dit.num_temporal, L, video.temporal_frames, d),
         pi3_keys=z(n_glob, heads, r, t_pi3, hd),
         pi3_values=z(n_glob, heads, r, t_pi3, hd),
-        thumb=z(THUMB, THUMB, dt=torch.float32), ref_index=z(r, dt=torch.int64), next_index=z(r, dt=torch.int64),
+        thumb=z(THUMB, THUMB, dt=torch.float32), prev=z(1, 1, s, s, dt=torch.float32),
+        small=z(max(1, s // MOTION_DIV), max(1, s // MOTION_DIV), dt=torch.float32),
+        ref_index=z(r, dt=torch.int64), next_index=z(r, dt=torch.int64),
         key_positions=key_positions(video), ref_stamps=[None] * r, next_stamps=[None] * r)
 
 
@@ -188,7 +201,8 @@ def _reference_pass(pipe: "PPVDPipeline", st: VideoStreamState) -> torch.Tensor:
     if kv is not None:  # None: per-frame semantics, nothing to carry
         st.pi3_keys[:, :, :r] = kv.keys
         st.pi3_values[:, :, :r] = kv.values
-    pred, _ = pipe.sample(imgs, st.noise[:r], _RefPassContext(st, pipe.dit.cfg), semantics=sem)
+    noise = st.noise[:1].expand(r, -1, -1, -1) if pipe.video.noise == "fixed" else st.noise[:r]
+    pred, _ = pipe.sample(imgs, noise, _RefPassContext(st, pipe.dit.cfg), semantics=sem)
     return pred[:, 0]
 
 
@@ -214,15 +228,16 @@ def _refresh(pipe: "PPVDPipeline", st: VideoStreamState) -> None:
     st.epoch += 1
 
 
-def _should_reset(pipe: "PPVDPipeline", st: VideoStreamState, image: torch.Tensor, stamp: object) -> str:
-    """'time_jump', 'scene_cut' or '' for this frame; always remembers the frame's thumbnail."""
+def _should_reset(pipe: "PPVDPipeline", st: VideoStreamState, image: torch.Tensor, hw: tuple[int, int],
+                  stamp: object) -> str:
+    """'resize', 'time_jump', 'scene_cut' or '' for this frame; always remembers the frame's thumbnail."""
     v = pipe.video
-    thumb = F.adaptive_avg_pool2d(image.mean(1, keepdim=True), THUMB)[0, 0]  # (16, 16) grey
-    cut = st.num_refs > 0 and v.scene_cut_threshold > 0 and \
-        float((thumb - st.thumb).abs().mean()) > v.scene_cut_threshold
+    thumb = grey_thumb(image)  # (16, 16) grey
+    cut = st.num_refs > 0 and is_scene_cut(thumb, st.thumb, v.scene_cut_threshold)
     st.thumb.copy_(thumb)
-    if (v.reset_on_time_jump and isinstance(stamp, numbers.Real) and isinstance(st.last_stamp, numbers.Real)
-            and stamp < st.last_stamp):
+    if st.in_hw is not None and hw != st.in_hw:
+        return "resize"
+    if v.reset_on_time_jump and is_time_jump(stamp, st.last_stamp):
         return "time_jump"
     return "scene_cut" if cut else ""
 
@@ -232,10 +247,16 @@ def push_stream(pipe: "PPVDPipeline", st: VideoStreamState, frame: np.ndarray, s
     """Process one frame and return exactly its result."""
     t0 = time.perf_counter()
     image = pipe.prepare(frame)  # (1, 3, s, s); validates the frame
-    reason = _should_reset(pipe, st, image, stamp)
+    hw = (int(frame.shape[0]), int(frame.shape[1]))
+    reason = _should_reset(pipe, st, image, hw, stamp)
     if reason:
         st.reset(reason)
+    st.in_hw = hw
+    continuity, st.pending = st.pending, ""
+    small = grey_small(image)
+    mov = motion(small, st.small) if st.prev_valid else float("inf")
     st.last_stamp = stamp
+    steps = len(pipe.sampler.timesteps)
     if st.num_refs == 0:  # stream start: the frame is the first reference and is its own window
         st.ref_images[0] = image[0]
         st.ref_index[0] = st.frames
@@ -245,24 +266,42 @@ def push_stream(pipe: "PPVDPipeline", st: VideoStreamState, frame: np.ndarray, s
         st.anchors[0] = pred
         st.next_images[0], st.next_anchors[0] = image[0], pred
         st.next_stamps[0] = stamp
-        aligned = pred.float()
+        st.prev[0, 0] = pred.float() - 0.5
+        st.small.copy_(small)
+        st.prev_valid = True
+        aligned, start, evals = pred.float(), 0, steps
     else:
+        evals = 0
         if st.position >= pipe.video.num_refs + pipe.video.refresh_every:
             _refresh(pipe, st)
-        aligned = _new_frame(pipe, st, image)
+            evals += st.num_refs * steps
+        start = pipe.cfg.warm_start_step if pipe.cfg.warm_start_active and mov <= pipe.cfg.motion_threshold else 0
+        aligned = _new_frame(pipe, st, image, start)
+        if start == 0:  # a cold frame is the next anchor (see image.py: warm results are not fed back)
+            st.small.copy_(small)
+        evals += steps - start
     st.frames += 1
     out = DepthResult(depth=pipe.to_output(aligned[None, None], frame.shape[:2])[0],
                       depth_model=aligned.cpu().numpy(), index=st.frames - 1,
                       timings_ms={"frame": (time.perf_counter() - t0) * 1e3}, stamp=stamp,
-                      window_index=st.epoch, reference_stamps=tuple(st.ref_stamps[: st.num_refs]))
+                      window_index=st.epoch, reference_stamps=tuple(st.ref_stamps[: st.num_refs]),
+                      warm=start > 0, continuity=continuity, dit_evals=evals, motion=mov)
     return [out]
 
 
-def _new_frame(pipe: "PPVDPipeline", st: VideoStreamState, image: torch.Tensor) -> torch.Tensor:
+def _new_frame(pipe: "PPVDPipeline", st: VideoStreamState, image: torch.Tensor, start: int = 0) -> torch.Tensor:
     pos = st.position
     past = GlobalKV(st.pi3_keys[:, :, : st.num_refs], st.pi3_values[:, :, : st.num_refs])
     sem, _ = pipe.encoder.forward_semantics_with_cache(image, past)
-    pred, _ = pipe.sample(image, st.noise[pos: pos + 1], _FrameContext(st, pipe.dit.cfg), semantics=sem)
+    init = st.noise[:1] if pipe.video.noise == "fixed" else st.noise[pos: pos + 1]
+    if start:
+        init = renoise(st.prev, init, int(pipe.sampler.timesteps[start]))
+    # a warm frame writes its ring entry only for the steps it runs; the skipped slots keep an older frame's
+    # tokens, still a frame of this stream (the ring is a bounded set of recent context, not exact history)
+    pred, _ = pipe.sample(image, init, _FrameContext(st, pipe.dit.cfg), semantics=sem, start=start)
+    if not start:
+        st.prev.copy_(pred.float() - 0.5)
+        st.prev_valid = True
     aligned = (st.scale * pred[0, 0].float() + st.shift)  # (s, s)
     m = st.recent_temporal.shape[3]
     if m:

@@ -72,7 +72,7 @@ class DepthNode(LifecycleNode):
         cams = list(s.cameras)
         self.worker = InferenceWorker(self.models, cams, self._publish, self._wanted,
                                       lambda: self.get_clock().now().nanoseconds, s.max_frame_age, self.log, s.seed,
-                                      max_lag_s=s.max_stream_lag)
+                                      max_lag_s=s.max_stream_lag, max_gap_s=s.max_gap)
         self.outputs = [CameraOutputs(self, ns, s, self.models.name, self.worker.streams[i].stats.snapshot)
                         for i, ns in enumerate(cams)]
         self.diagnostics = Diagnostics(self, s.diagnostics_period, cams, self._snapshot, self._model_info,

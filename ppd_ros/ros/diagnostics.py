@@ -29,6 +29,18 @@ def gpu_memory() -> dict[str, str]:
         return {}
 
 
+def stream_start_values(snap: StatsSnapshot) -> dict[str, str]:
+    """Warm/cold frame counts, restarts by reason, DiT evaluations per published frame, the last start."""
+    st = dict(getattr(snap, "starts", {}) or {})
+    frames = st.get("warm", 0) + st.get("cold", 0)
+    out = {"frames_warm": str(st.get("warm", 0)), "frames_cold": str(st.get("cold", 0)),
+           "last_start": getattr(snap, "last_start", "") or "none"}
+    if frames:
+        out["dit_evals_per_frame"] = f"{st.get('dit_evals', 0) / frames:.2f}"
+    out.update({k: str(v) for k, v in sorted(st.items()) if k.startswith("restart_")})
+    return out
+
+
 def camera_status(snap: StatsSnapshot, stale_rule: str = "") -> tuple[int, str, dict[str, str]]:
     """(level, message, values) of one camera from its counters; ``stale_rule`` says when frames are
     dropped as stale (``StampWatch.rule()``). ``stamp_age_s`` is node clock - stamp of the last output:
@@ -41,6 +53,7 @@ def camera_status(snap: StatsSnapshot, stale_rule: str = "") -> tuple[int, str, 
         values["stale_rule"] = stale_rule
     values.update({f"dropped_{k}": str(v) for k, v in sorted(snap.dropped.items())})
     values.update({f"warning_{k}": str(v) for k, v in sorted(snap.warnings.items())})
+    values.update(stream_start_values(snap))
     if snap.received == 0:
         return WARN, "no input yet", values
     bad = {k: v for k, v in snap.dropped.items() if k not in ("superseded", "no_subscribers")}

@@ -62,9 +62,23 @@ def release_device_memory() -> None:
         pass
 
 
+OFFICIAL_STEPS = 4  # checkpoints keep the official step count (their quality cannot be measured here)
+
+
+def default_steps(s: NodeSettings) -> int:
+    """``steps`` 0 = the model's stream default (embedded: measured by bench/bench_stability.py)."""
+    if s.steps:
+        return s.steps
+    if s.model == "checkpoints":
+        return OFFICIAL_STEPS
+    embedded = _optional("ppd_ros.embedded")
+    return int(getattr(embedded, "EMBEDDED_STREAM_STEPS", OFFICIAL_STEPS)) if embedded else OFFICIAL_STEPS
+
+
 def inference_config(s: NodeSettings) -> InferenceConfig:
-    return InferenceConfig(steps=s.steps, device=s.device, dtype=s.precision, target_area=s.working_area,
-                           seed=s.seed, speedups=s.speedups)
+    return InferenceConfig(steps=default_steps(s), device=s.device, dtype=s.precision, target_area=s.working_area,
+                           seed=s.seed, speedups=s.speedups, noise=s.noise, warm_start=s.warm_start,
+                           warm_start_step=s.warm_start_step, motion_threshold=s.motion_threshold)
 
 
 def _optional(module: str) -> Any | None:
@@ -130,8 +144,11 @@ def _image_pipeline(s: NodeSettings, cfg: InferenceConfig) -> tuple[Any, str]:
 class VideoStream:
     """PPVD with the node's stream mode bound: ``new_stream(seed)`` like the image pipeline."""
 
-    def __init__(self, pipe: Any, mode: str) -> None:
+    def __init__(self, pipe: Any, mode: str, noise: str | None = None) -> None:
         self.pipe, self.mode = pipe, mode
+        if noise is not None and getattr(pipe, "video", None) is not None:  # streaming noise policy
+            from dataclasses import replace
+            pipe.video = replace(pipe.video, noise=noise)
 
     def new_stream(self, seed: int | None = None) -> Any:
         return self.pipe.new_stream(self.mode, seed=seed)
@@ -159,13 +176,13 @@ def _video_pipeline(s: NodeSettings, cfg: InferenceConfig) -> tuple[Any, str]:
         pipe = video.PPVDPipeline.from_checkpoints(s.dit_checkpoint, s.semantics_checkpoint, cfg,
                                                    dit_cfg=preset(dit_preset),
                                                    pi3_cfg=preset(s.semantics_preset or "pi3"))
-        return VideoStream(pipe, mode), dit_preset
+        return VideoStream(pipe, mode, s.noise), dit_preset
     embedded = _optional("ppd_ros.embedded")
     loader = getattr(embedded, "load_embedded_video_pipeline", None) if embedded else None
     if loader is None:
         raise CheckpointError(f"no embedded video model is installed; set model:=checkpoints for mode {s.mode!r}")
     name = s.model.partition(":")[2] or "default"
-    return VideoStream(loader(name, cfg), mode), f"embedded:{name}"
+    return VideoStream(loader(name, cfg), mode, s.noise), f"embedded:{name}"
 
 
 def _metric_stage(s: NodeSettings, cfg: InferenceConfig) -> tuple[Any | None, str]:
@@ -185,7 +202,8 @@ def _metric_stage(s: NodeSettings, cfg: InferenceConfig) -> tuple[Any | None, st
     loader = getattr(embedded, "load_embedded_metric_stage", None) if embedded else None
     if loader is None:
         return None, "no metric model (set metric_checkpoint to MoGe-2 weights)"
-    mcfg = metric.MetricConfig(refresh_every=s.metric_refresh_every, output=s.output_resolution)
+    mcfg = metric.MetricConfig(refresh_every=s.metric_refresh_every, output=s.output_resolution,
+                               smoothing=s.metric_smoothing)
     kwargs = {"metric_cfg": mcfg} if "metric_cfg" in inspect.signature(loader).parameters else {}
     try:
         return loader(s.model.partition(":")[2] or "default", cfg, **kwargs), ""
@@ -202,7 +220,8 @@ def _moge2_stage(s: NodeSettings, cfg: InferenceConfig, metric: Any, path: str |
         config = preset(s.metric_preset)
     model = load_moge2(path or s.metric_checkpoint, config)
     model = model.to(resolve_device(cfg.device))
-    mcfg = metric.MetricConfig(refresh_every=s.metric_refresh_every, output=s.output_resolution)
+    mcfg = metric.MetricConfig(refresh_every=s.metric_refresh_every, output=s.output_resolution,
+                               smoothing=s.metric_smoothing)
     return metric.MetricStage(MoGe2Runner(model, num_tokens=s.metric_tokens or None), mcfg)
 
 

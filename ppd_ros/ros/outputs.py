@@ -23,6 +23,7 @@ from ..pointcloud import depth_to_cloud
 from ..visualize import colorize
 from . import conversions as conv
 from .messages import STATUS_MSG_TYPE, make_status
+from .stream_stats import start_note
 from .params import NodeSettings, topic
 from .stream_stats import StatsSnapshot
 from .worker import Frame, Output
@@ -127,7 +128,8 @@ class CameraOutputs:
         age = (stamp_ns(out.frame.header) - self._scale_stamp_ns) / 1e9 if self._scale_stamp_ns else math.nan
         refs = [r.stamp_ns if isinstance(r, Frame) else r for r in getattr(out.result, "reference_stamps", ())]
         now_ns = self._node.get_clock().now().nanoseconds
-        level, message = (1, "; ".join(out.frame.warnings)[:300]) if out.frame.warnings else (0, "")
+        level = 1 if out.frame.warnings else 0
+        message = "; ".join([*out.frame.warnings, start_note(out.result)])[:300]
         return make_status(
             header=out.frame.header, model=self.model_name, mode=self.s.mode, camera=self.ns,
             stream_index=int(getattr(out.result, "index", out.stream_index)),
@@ -137,3 +139,4 @@ class CameraOutputs:
             latency_ms=timings, total_latency_ms=(now_ns - stamp_ns(out.frame.header)) / 1e6,
             dropped=snap.dropped, frames_in=snap.received, frames_out=snap.published + 1,
             level=level, message=message)
+

@@ -59,13 +59,31 @@ PARAMS: tuple[Param, ...] = (
     Param("device", "auto", "torch device: auto, cpu, cuda, cuda:N", read_only=True),
     Param("cpu_threads", 0, "torch CPU threads of this process (0 = torch's default; 1 avoids thread "
           "oversubscription on busy CPUs)", 0, 256, read_only=True),
-    Param("steps", 4, "Euler sampling steps", 1, 64, read_only=True),
+    Param("steps", 0, "Euler sampling steps (0 = the model's stream default: 1 for the embedded models, chosen "
+          "by bench/bench_stability.py; the official 4 for checkpoints)", 0, 64, read_only=True),
     Param("working_area", 1024 * 768, "model working resolution as an area [pixels]", 256, 4096 * 4096,
           read_only=True),
     Param("seed", 0, "seed of the diffusion noise (per camera stream)", 0, 2**31 - 1, read_only=True),
     Param("speedups", True, "runtime.DEFAULT speed-ups (RoPE tables once per grid, one adaLN product per "
           "step, fused LayerNorm+modulation, low-dtype weights under autocast; outputs within fp32 rounding); "
           "false = the reference path (the official procedure)", read_only=True),
+    # --- stable streams (docs/stable_streams.md) ---------------------------------------------------
+    Param("noise", "fixed", "diffusion noise per camera stream: fixed (drawn once from the seed, reused for every "
+          "frame: still scenes give still depth) or fresh (a new draw per frame, the official image code)",
+          choices=("fixed", "fresh"), read_only=True),
+    Param("warm_start", False, "start a frame that barely moved since the last cold frame at an intermediate "
+          "timestep from that frame's result (fewer DiT evaluations; needs noise=fixed and steps > "
+          "warm_start_step; off by default: it raised flicker on the real video in bench/bench_stability.py)",
+          read_only=True),
+    Param("warm_start_step", 1, "schedule index a warm frame starts at (it runs steps - warm_start_step "
+          "evaluations)", 1, 63, read_only=True),
+    Param("motion_threshold", 0.01, "mean grey change (0..1, quarter-size image) since the last cold frame above "
+          "which a frame cold-starts", 0.0, 1.0, read_only=True),
+    Param("max_gap", 2.0, "a stamp gap longer than this restarts the camera's stream (cold start, metric "
+          "smoothing reset); 0 disables [s]", 0.0, 3600.0, read_only=True),
+    Param("metric_smoothing", 0.95, "temporal smoothing of the metric scale (EMA weight of the held log-depth "
+          "map; a change above 0.2 in log depth is taken at once; 0 = per-frame fit)", 0.0, 0.999,
+          read_only=True),
     # --- inputs ---------------------------------------------------------------------------------
     Param("cameras", [""], "camera namespaces served by this process ('' = the node's namespace); each "
           "gets <ns>/image, <ns>/camera_info and its own outputs", read_only=True),
@@ -124,10 +142,16 @@ class NodeSettings:
     precision: Precision = "auto"
     device: str = "auto"
     cpu_threads: int = 0
-    steps: int = 4
+    steps: int = 0
     working_area: int = 1024 * 768
     seed: int = 0
     speedups: bool = True
+    noise: Literal["fixed", "fresh"] = "fixed"
+    warm_start: bool = False
+    warm_start_step: int = 1
+    motion_threshold: float = 0.01
+    max_gap: float = 2.0
+    metric_smoothing: float = 0.95
     cameras: tuple[str, ...] = ("",)
     input_transport: Literal["raw", "compressed"] = "raw"
     use_camera_info: bool = True

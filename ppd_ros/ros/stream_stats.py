@@ -21,6 +21,8 @@ class StatsSnapshot:
     output_rate_hz: float
     last_stamp_age_s: float  # node clock - stamp of the last published frame (NaN before the first)
     warnings: dict[str, int]
+    starts: dict[str, int] = field(default_factory=dict)  # "warm", "cold", "restart_<reason>", "dit_evals"
+    last_start: str = ""  # "warm", "cold" or "cold: <reason>" of the last published frame
 
     @property
     def dropped_total(self) -> int:
@@ -37,6 +39,8 @@ class StreamStats:
     dropped: dict[str, int] = field(default_factory=dict)
     warnings: dict[str, int] = field(default_factory=dict)
     last_stamp_age_s: float = float("nan")
+    starts: dict[str, int] = field(default_factory=dict)
+    last_start: str = ""
     _in_times: deque = field(default_factory=lambda: deque(maxlen=512))
     _out_times: deque = field(default_factory=lambda: deque(maxlen=512))
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -56,6 +60,16 @@ class StreamStats:
         with self._lock:
             self.dropped[reason] = self.dropped.get(reason, 0) + n
 
+    def on_start(self, warm: bool, continuity: str, dit_evals: int) -> None:
+        """How a published frame's sampling started (warm from the previous frame, or cold and why)."""
+        with self._lock:
+            key = "warm" if warm else "cold"
+            self.starts[key] = self.starts.get(key, 0) + 1
+            if continuity:
+                self.starts[f"restart_{continuity}"] = self.starts.get(f"restart_{continuity}", 0) + 1
+            self.starts["dit_evals"] = self.starts.get("dit_evals", 0) + int(dit_evals)
+            self.last_start = key + (f": {continuity}" if continuity else "")
+
     def on_warning(self, kind: str) -> None:
         """A frame that still got published but with a caveat (e.g. mismatched camera_info)."""
         with self._lock:
@@ -73,7 +87,7 @@ class StreamStats:
             done = self.published + sum(self.dropped.values())
             return StatsSnapshot(self.received, self.published, dict(self.dropped), self.received - done,
                                  self._rate(self._in_times, now), self._rate(self._out_times, now),
-                                 self.last_stamp_age_s, dict(self.warnings))
+                                 self.last_stamp_age_s, dict(self.warnings), dict(self.starts), self.last_start)
 
 
 class ThrottledLog:
@@ -119,3 +133,19 @@ def error_class(exc: BaseException) -> str:
     8000x8000 and 9000x9000 (or random encoding names) are the same one."""
     text = _VARIABLE.sub("#", str(exc))
     return f"{type(exc).__name__}: {text[:60]}"
+
+
+def start_note(result: object) -> str:
+    """How a frame's sampling started: 'warm', 'cold' or 'cold: <why the stream restarted>', + DiT evaluations."""
+    warm, why, evals = getattr(result, "warm", False), getattr(result, "continuity", ""), getattr(result, "dit_evals", 0)
+    note = "warm" if warm else ("cold: " + why if why else "cold")
+    return note + (f" ({evals} DiT evals)" if evals else "")
+
+
+_START = re.compile(r"(?:^|; )(warm|cold)(?:: (\w+))?(?: \((\d+) DiT evals\))?$")
+
+
+def parse_start_note(message: str) -> tuple[bool, str, int] | None:
+    """(warm, continuity, dit_evals) from a status message ending in :func:`start_note`; None if absent."""
+    m = _START.search(message or "")
+    return None if m is None else (m.group(1) == "warm", m.group(2) or "", int(m.group(3) or 0))

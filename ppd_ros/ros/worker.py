@@ -6,6 +6,11 @@ across cameras, drops stale ones (``stamps.StampWatch``: behind their own stream
 node-clock age only when opted in) and frames nobody would see, runs the pipeline and the optional
 metric stage with the camera's own stream state, and hands every result to ``publish``. Every
 submitted frame ends up published or counted as dropped by reason.
+
+Stream restarts the pipelines cannot see (their ``stamp`` is the opaque ``Frame``) are decided here from
+nanosecond stamps and camera_info: a stamp going backwards ("time_jump"), a gap over ``max_gap_s``
+("gap"), new calibration ("camera_info") and ``request_reset`` from any thread ("request", applied
+before the camera's next frame, never to a frame in flight). Exact windows are flushed first.
 """
 from __future__ import annotations
 
@@ -62,6 +67,9 @@ class CameraStream:
     metric_state: Any = None
     pending: int = 0  # frames pushed into a video pipeline whose results are not out yet
     produced: int = 0
+    last_stamp_ns: int | None = None  # stamp of the last frame pushed (continuity checks)
+    camera_key: Any = None  # calibration fingerprint of the last frame pushed
+    reset_request: str = ""  # set by request_reset (any thread), applied before the next push
 
 
 class InferenceWorker:
@@ -69,12 +77,13 @@ class InferenceWorker:
 
     def __init__(self, models: Models, cameras: list[str], publish: Callable[[Output], None],
                  wanted: Callable[[int], bool], now_ns: Callable[[], int], max_age_s: float,
-                 log: ThrottledLog, seed: int = 0, max_lag_s: float = 1.0) -> None:
+                 log: ThrottledLog, seed: int = 0, max_lag_s: float = 1.0, max_gap_s: float = 0.0) -> None:
         self.models = models
         self._wake = threading.Event()  # set by every mailbox put: one wait for all cameras
         self.streams = [CameraStream(name, FrameMailbox(notify=self._wake), stamps=StampWatch(max_lag_s, max_age_s))
                         for name in cameras]
         self._publish, self._wanted, self._now_ns = publish, wanted, now_ns
+        self._max_gap_ns = int(max_gap_s * 1e9)
         self._log = log
         self._seed = seed
         self._stop = threading.Event()
@@ -121,6 +130,10 @@ class InferenceWorker:
         if cam.mailbox.put(frame) is not None:
             cam.stats.on_dropped("superseded")
 
+    def request_reset(self, camera: int, reason: str = "request") -> None:
+        """Restart the camera's stream (cold) at its next frame; safe from any thread."""
+        self.streams[camera].reset_request = reason
+
     def drop(self, camera: int, reason: str, n: int = 1) -> None:
         """Count frames the callback side rejected before they reached the mailbox."""
         self.streams[camera].stats.on_dropped(reason, n)
@@ -132,6 +145,32 @@ class InferenceWorker:
             cam.state = pipe.new_stream(self._seed + i) if pipe is not None else None
             cam.metric_state = metric.new_state(self._seed + i) if metric is not None else None
             cam.pending = 0
+            cam.last_stamp_ns = cam.camera_key = None
+            cam.reset_request = ""
+
+    def _continuity(self, cam: CameraStream, frame: Frame) -> str:
+        """Why this frame must restart the camera's stream ("" = it continues it)."""
+        reason, cam.reset_request = cam.reset_request, ""
+        last, key = cam.last_stamp_ns, camera_key(frame.intrinsics)
+        if not reason and last is not None:
+            if frame.stamp_ns < last:
+                reason = "time_jump"
+            elif self._max_gap_ns and frame.stamp_ns - last > self._max_gap_ns:
+                reason = "gap"
+            elif key != cam.camera_key:
+                reason = "camera_info"
+        cam.last_stamp_ns, cam.camera_key = frame.stamp_ns, key
+        return reason
+
+    def _restart(self, cam: CameraStream, reason: str) -> None:
+        """Cold-start the camera's stream; an exact-mode window in progress is flushed (published) first."""
+        self._flush(cam, publish=True)
+        reset = getattr(cam.state, "reset", None)
+        if callable(reset):
+            reset(reason)
+        else:  # a pipeline whose state has no reset: a fresh stream
+            cam.state = self.models.pipeline.new_stream(self._seed + self.streams.index(cam))
+        self._log(f"restart:{cam.name}:{reason}", f"camera '{cam.name}': stream restarted cold ({reason})")
 
     def _run(self) -> None:
         next_cam = 0
@@ -158,6 +197,9 @@ class InferenceWorker:
         if not self._wanted(frame.camera):
             cam.stats.on_dropped("no_subscribers")
             return
+        reason = self._continuity(cam, frame)
+        if reason:
+            self._restart(cam, reason)
         try:
             t0 = time.perf_counter()
             results = self.models.pipeline.push(cam.state, frame.rgb, stamp=frame)
@@ -198,6 +240,8 @@ class InferenceWorker:
                 continue
             cam.produced += 1
             cam.stats.on_published((self._now_ns() - frame.stamp_ns) / 1e9)
+            cam.stats.on_start(bool(getattr(res, "warm", False)), str(getattr(res, "continuity", "")),
+                               int(getattr(res, "dit_evals", 0)))
 
     def _flush(self, cam: CameraStream, publish: bool) -> None:
         if cam.state is None:
@@ -218,3 +262,14 @@ class InferenceWorker:
         self._log(reason, f"camera '{cam.name}': {type(exc).__name__}: {exc}{detail}", "error")
         idx = self.streams.index(cam)
         cam.state = self.models.pipeline.new_stream(self._seed + idx)
+
+
+def camera_key(intrinsics: Any) -> tuple | None:
+    """A comparable fingerprint of a frame's calibration (None when uncalibrated)."""
+    if intrinsics is None:
+        return None
+    parts: list = [getattr(intrinsics, "width", None), getattr(intrinsics, "height", None)]
+    for name in ("K", "P", "D"):
+        v = getattr(intrinsics, name, None)
+        parts.append(None if v is None else tuple(np.round(np.asarray(v, dtype=np.float64).ravel(), 6)))
+    return tuple(parts)

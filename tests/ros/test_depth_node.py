@@ -82,7 +82,7 @@ def test_parameters_declared_with_descriptors_and_read_only_model(ctx):
 
 def test_out_of_range_parameter_is_refused_at_declaration(ctx):
     with pytest.raises(rclpy.exceptions.InvalidParameterValueException):
-        make_node(ctx, steps=0)
+        make_node(ctx, steps=65)
 
 
 def test_bad_choice_fails_configure_with_one_line(ctx, capfd):
