@@ -52,14 +52,15 @@ class TimedSampler:
         self.inner, self.device, self.step_ms = inner, device, []
         self.timesteps = inner.timesteps
 
-    def __call__(self, denoiser: Callable, init_latent: torch.Tensor, on_step: Callable | None = None) -> torch.Tensor:
+    def __call__(self, denoiser: Callable, init_latent: torch.Tensor, on_step: Callable | None = None,
+                 start: int = 0) -> torch.Tensor:
         self.step_ms = []
 
         def timed_denoiser(latent: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             ms, v = common.timed(lambda: denoiser(latent, t), self.device)
             self.step_ms.append(ms)
             return v
-        return self.inner(timed_denoiser, init_latent, on_step)
+        return self.inner(timed_denoiser, init_latent, on_step, start=start)
 
 
 def build_pipeline(dit: DiT, enc: DA2SemanticEncoder, args, dtype_name: str, path: str) -> PPDPipeline:

@@ -10,7 +10,7 @@ import torch
 from ppd_ros.config import preset
 
 from .bench_loader import last_json, load
-from .tolerances import dit_layers, dit_longest_reduction, rel_bound, vit_layers
+from .tolerances import dit_layers, rel_bound, vit_layers
 
 pytestmark = pytest.mark.numeric  # rerun on AVX2 kernels by ./bootstrap.sh test (docs/testing.md)
 
